@@ -1,0 +1,24 @@
+"""symdiff: a symbol-to-symbol differentiation compiler for Python.
+
+Build a graph (``var``, ``const``, operators, the op functions, ``parse``, ``from_sympy``),
+differentiate it into another graph (``grad``, ``vjp``, ``jacobian``, ``hessian``, ``hvp``,
+``jvp``), look at it (``pretty``, ``to_dot``, ``str``) and lower it to NumPy (``compile``,
+``compile_grad``). The public names here are those of the API contract (shared/API.md).
+"""
+from .errors import (  # noqa: F401
+    DisconnectedInputError, DTypeError, InputError, ParseError, ShapeError, SymdiffError,
+    UndefinedGradientError)
+from .graph import Expr, const, free_vars, var  # noqa: F401
+from .ops import (  # noqa: F401
+    abs, argmax, broadcast_to, clip, concatenate, cos, dot, exp, expm1, floor, hardtanh,
+    leaky_relu, log, log1p, log_softmax, logsumexp, matmul, max, maximum, mean, min, minimum,
+    norm, outer, power, prod, relu, reshape, round, sigmoid, sign, sin, softmax, softplus, sqrt,
+    square, stack, stop_gradient, sum, take, tan, tanh, transpose, where)
+from .grad import grad, hessian, hvp, jacobian, jvp, vjp  # noqa: F401
+from .lower import compile, compile_grad  # noqa: F401
+from .inspect import pretty, to_dot  # noqa: F401
+from .check import check_grad  # noqa: F401
+from .parse import parse  # noqa: F401
+from .sympy_io import from_sympy, to_sympy  # noqa: F401
+
+__version__ = "0.1.0"

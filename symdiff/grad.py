@@ -1,0 +1,237 @@
+"""Symbol-to-symbol differentiation: Goodfellow's build_grad (Deep Learning, algorithms 6.5 and
+6.6) and what stands on it (vjp, jacobian, hessian, hvp, jvp).
+
+The gradient is itself an ordinary graph of symdiff ops, so it can be printed, compiled and
+differentiated again. This module owns the three things every bprop rule may leave out:
+pruning to the subgraph G', summing the contributions of several consumers, and summing a
+broadcast contribution back to its input's shape (``unbroadcast``). "No gradient" stays ``None``
+until the end; zeros are only built for disconnected variables when ``disconnected="zero"``.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from .errors import (DisconnectedInputError, DTypeError, ShapeError, SymdiffError,
+                     UndefinedGradientError, fmt_shape)
+from .graph import Expr, _make_var, as_expr, const, grad_context, toposort, variables_of
+from . import ops
+
+
+def unbroadcast(g: Expr, shape: tuple) -> Expr:
+    """Sum ``g`` over the axes that broadcasting added or stretched, giving ``shape``."""
+    if g.shape == shape:
+        return g
+    lead = g.ndim - len(shape)
+    if lead < 0:
+        return ops.broadcast_to(g, shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, d in enumerate(shape) if d == 1 and g.shape[lead + i] != 1)
+    if axes:
+        g = ops.sum(g, axis=axes)
+    return ops.reshape(g, shape)
+
+
+def _sum_all(contributions: list[Expr]) -> Expr:
+    """The sum of several consumers' contributions (Goodfellow 6.6: sum over C of G_i)."""
+    total = contributions[0]
+    for c in contributions[1:]:
+        total = total + c
+    return total
+
+
+def _depends_on(order: Sequence[Expr], targets: Sequence[Expr]) -> set[int]:
+    """ids of the nodes in ``order`` that are descendants of (or are) a target."""
+    marked = {id(t) for t in targets}
+    for node in order:
+        if id(node) not in marked and any(id(i) in marked for i in node.inputs):
+            marked.add(id(node))
+    return marked
+
+
+def _undefined(node: Expr, targets: Sequence[Expr]) -> UndefinedGradientError:
+    names = ", ".join(repr(t.name) if t.is_var else "a node" for t in targets)
+    from .inspect import infix_short
+    return UndefinedGradientError(
+        f"the gradient w.r.t. {names} flows through '{node.op.name}', which has no gradient, "
+        f"at {infix_short(node)}; wrap that branch in stop_gradient(...) to treat it as a "
+        f"constant")
+
+
+def backprop(y: Expr, targets: Sequence[Expr], seed: Expr) -> dict[int, Expr]:
+    """Goodfellow's algorithm 6.5 with build_grad (6.6), in its iterative form.
+
+    Prunes the graph to G' (ancestors of ``y`` that descend from a target), sets
+    ``grad_table[y] = seed``, then visits G' in reverse topological order: when a node is
+    reached, every consumer has already sent its contribution ``op.bprop(...)``, so the node's
+    gradient is their sum (the memoized recursion of build_grad, unrolled). Returns id(node) ->
+    gradient for the nodes of G' that received one.
+    """
+    order = toposort([y])
+    needed = _depends_on(order, targets)
+    if id(y) not in needed:
+        return {}
+    pending: dict[int, list[Expr]] = {id(y): [seed]}
+    table: dict[int, Expr] = {}
+    with grad_context():
+        for node in reversed(order):
+            contributions = pending.pop(id(node), None)
+            if contributions is None:
+                continue
+            g = _sum_all(contributions)
+            table[id(node)] = g
+            if node.op is None or not any(id(i) in needed for i in node.inputs):
+                continue
+            if not node.op.differentiable:
+                raise _undefined(node, targets)
+            for inp, c in zip(node.inputs, node.op.bprop(node.inputs, node, g)):
+                if c is None or id(inp) not in needed:
+                    continue
+                pending.setdefault(id(inp), []).append(unbroadcast(c, inp.shape))
+    return table
+
+
+def _check_targets(y: Expr, wrt: Sequence[Expr]) -> None:
+    """Targets must be nodes; a variable may not clash (by name) with one of ``y``'s."""
+    for w in wrt:
+        if not isinstance(w, Expr):
+            raise SymdiffError(f"grad: wrt must be Expr nodes (sd.var(...)), got {w!r}")
+        if w.dtype.kind != "f":
+            what = f"variable {w.name!r}" if w.is_var else "node"
+            raise DTypeError(f"grad: cannot differentiate w.r.t. {what} of dtype {w.dtype}; "
+                             f"gradients are defined for float32/float64 only")
+    variables_of(toposort([y, *wrt]))  # ShapeError on a name used with two shapes
+
+
+def _label(g: Expr, y: Expr, w: Expr) -> Expr:
+    if g.label is None and g.role == "grad":
+        g.label = f"dJ/d{w.name}" if w.is_var else "dJ/d(node)"
+    return g
+
+
+def _zeros(like: Expr) -> Expr:
+    return const(np.zeros(like.shape, dtype=like.dtype))
+
+
+def _gradients(y: Expr, wrt_list: list[Expr], seed: Expr, disconnected: str) -> list[Expr]:
+    if disconnected not in ("zero", "raise"):
+        raise SymdiffError(f"disconnected must be 'zero' or 'raise', got {disconnected!r}")
+    _check_targets(y, wrt_list)
+    table = backprop(y, wrt_list, seed)
+    result = []
+    for w in wrt_list:
+        g = table.get(id(w))
+        if g is None:
+            if disconnected == "raise":
+                name = repr(w.name) if w.is_var else "the node"
+                raise DisconnectedInputError(f"the output does not depend on {name}")
+            g = _zeros(w)
+        result.append(_label(g, y, w))
+    return result
+
+
+def grad(y: Expr, wrt, disconnected: str = "zero"):
+    """Gradient of the scalar ``y`` w.r.t. ``wrt`` (one Expr or a list), as new graph nodes.
+
+    Each gradient has its variable's shape. ``disconnected="raise"`` raises
+    DisconnectedInputError for a variable ``y`` does not depend on; ``"zero"`` returns zeros.
+    Raises UndefinedGradientError if the gradient flows through an op without one.
+
+    >>> import symdiff as sd
+    >>> x = sd.var("x"); str(sd.grad(x * x, x))
+    'x + x'
+    """
+    y = as_expr(y)
+    if y.shape != ():
+        raise ShapeError(f"grad: the output must be a scalar, got shape {fmt_shape(y.shape)}; "
+                         f"use vjp or jacobian for non-scalar outputs")
+    single = isinstance(wrt, Expr)
+    wrt_list = [wrt] if single else list(wrt)
+    grads = _gradients(y, wrt_list, const(np.ones((), dtype=y.dtype)), disconnected)
+    return grads[0] if single else grads
+
+
+def vjp(y: Expr, x, u):
+    """Reverse-mode product ``u^T J``: ``u`` has ``y``'s shape; the result has ``x``'s shape."""
+    y = as_expr(y)
+    u = as_expr(u, like=y)
+    if u.shape != y.shape:
+        raise ShapeError(f"vjp: u has shape {fmt_shape(u.shape)} but y has shape "
+                         f"{fmt_shape(y.shape)}")
+    single = isinstance(x, Expr)
+    grads = _gradients(y, [x] if single else list(x), u, "zero")
+    return grads[0] if single else grads
+
+
+def jacobian(y: Expr, x: Expr) -> Expr:
+    """The Jacobian, shape ``y.shape + x.shape``: one vjp per output entry (row), stacked."""
+    y = as_expr(y)
+    if y.shape == ():
+        return grad(y, x)
+    flat = ops.reshape(y, (y.size,))
+    rows = []
+    for i in range(y.size):
+        rows.append(grad(flat[i], x))
+    return ops.reshape(ops.stack(rows, axis=0), y.shape + x.shape)
+
+
+def hessian(y: Expr, x: Expr) -> Expr:
+    """The Hessian of scalar ``y``, shape ``x.shape + x.shape`` (the Jacobian of the gradient)."""
+    return jacobian(grad(y, x), x)
+
+
+def hvp(y: Expr, x: Expr, v) -> Expr:
+    """Hessian-vector product ``H v`` by reverse-over-reverse, ``grad(<grad(y, x), v>, x)``,
+    never forming H (Goodfellow 6.5.10). ``v`` has ``x``'s shape."""
+    v = as_expr(v, like=x)
+    if v.shape != x.shape:
+        raise ShapeError(f"hvp: v has shape {fmt_shape(v.shape)} but x has shape "
+                         f"{fmt_shape(x.shape)}")
+    g = grad(y, x)
+    return grad(ops.sum(g * v), x)
+
+
+def jvp(y: Expr, x: Expr, v) -> Expr:
+    """Forward-mode directional derivative ``J v`` (shape ``y.shape``): tangents pushed through
+    the graph in topological order by each op's ``jvp`` rule."""
+    y = as_expr(y)
+    v = as_expr(v, like=x)
+    if v.shape != x.shape:
+        raise ShapeError(f"jvp: v has shape {fmt_shape(v.shape)} but x has shape "
+                         f"{fmt_shape(x.shape)}")
+    _check_targets(y, [x])
+    order = toposort([y])
+    tangent: dict[int, Expr] = {id(x): v}
+    with grad_context():
+        for node in order:
+            if node.op is None or id(node) in tangent:
+                continue
+            ins = [tangent.get(id(i)) for i in node.inputs]
+            if all(t is None for t in ins):
+                continue
+            if not node.op.differentiable:
+                raise _undefined(node, [x])
+            t = node.op.jvp(node.inputs, node, ins)
+            if t is not None:
+                tangent[id(node)] = unbroadcast(t, node.shape)
+    result = tangent.get(id(y))
+    return _zeros(y) if result is None else result
+
+
+def transpose_bprop(op, inputs: Sequence[Expr], out: Expr,
+                    tangents: Sequence[Expr | None]) -> Expr | None:
+    """Forward-mode rule from an op's reverse rule: ``bprop_i(g)`` is linear in ``g``, so
+    ``J_i t = d/dg <bprop_i(g), t>``. A reserved variable stands for ``g`` and must vanish."""
+    seed = _make_var("g'", out.shape, out.dtype)  # name no user variable can have
+    total = None
+    for inp, t, c in zip(inputs, tangents, op.bprop(inputs, out, seed)):
+        if t is None or c is None:
+            continue
+        c = unbroadcast(c, inp.shape)
+        jt = grad(ops.sum(c * t), seed)
+        total = jt if total is None else total + jt
+    if total is not None and any(v is seed for v in toposort([total]) if v.is_var):
+        raise SymdiffError(f"internal: the bprop of {op.name} is not linear in its upstream "
+                           f"gradient")
+    return total

@@ -1,0 +1,323 @@
+"""The symbolic graph: immutable, interned expression nodes and iterative walks over them.
+
+An :class:`Expr` is a variable (``op is None``, has ``name``), a constant (``op is None``, has
+``value``) or the application of an :class:`~symdiff.ops.base.Op` to input nodes. Nodes are
+hash-consed: building the same op with the same params on the same inputs returns the very same
+node, so common sub-expressions are shared by construction (CSE for free) and a gradient graph
+reuses forward nodes. The intern table holds nodes weakly, so unreachable graphs are freed; a lock
+keeps it consistent when several threads build graphs at once.
+
+Shapes and dtypes are inferred by the op when a node is built (see ``Op.infer``). Every walk here
+is iterative (explicit stacks), so a 100,000-node chain needs no recursion.
+
+Design note: ``==`` on nodes builds a comparison node (NumPy semantics), so nodes hash by identity
+and internal tables are keyed by node identity, never by ``==``.
+"""
+from __future__ import annotations
+
+import keyword
+import threading
+import weakref
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from .errors import DTypeError, ShapeError, SymdiffError, fmt_shape
+
+SUPPORTED_DTYPES = frozenset(
+    np.dtype(d) for d in ("float64", "float32", "int64", "int32", "bool"))
+
+_intern_lock = threading.Lock()
+_intern_table: "weakref.WeakValueDictionary[tuple, Expr]" = weakref.WeakValueDictionary()
+_grad_context = threading.local()  # .depth > 0 while build_grad adds gradient nodes
+
+
+class Expr:
+    """One node of a symbolic graph. Build nodes with :func:`var`, :func:`const`, operators and
+    the functions of :mod:`symdiff`; never call the constructor directly.
+
+    Attributes: ``op`` (None for var/const), ``inputs`` (tuple of Expr), ``shape`` (tuple),
+    ``dtype`` (numpy dtype), ``name`` (the variable's name, else None), ``value`` (a constant's
+    read-only array, else None).
+    """
+
+    __slots__ = ("op", "inputs", "shape", "dtype", "name", "value", "role", "label",
+                 "__weakref__")
+    __hash__ = object.__hash__
+    __array_ufunc__ = None  # make `ndarray * Expr` defer to Expr.__rmul__
+
+    def __init__(self, op, inputs, shape, dtype, name=None, value=None):
+        self.op = op
+        self.inputs = inputs
+        self.shape = shape
+        self.dtype = dtype
+        self.name = name
+        self.value = value
+        # "grad" for nodes first built by build_grad; label: e.g. "dJ/dW1" for a gradient result
+        self.role = "grad" if getattr(_grad_context, "depth", 0) else "forward"
+        self.label = None
+
+    # -- basic facts -------------------------------------------------------------------------
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def is_var(self) -> bool:
+        return self.op is None and self.value is None
+
+    @property
+    def is_const(self) -> bool:
+        return self.value is not None
+
+    def __bool__(self):
+        raise SymdiffError("the truth value of a symbolic expression is undefined; "
+                           "use sd.where(cond, a, b) to choose between values")
+
+    def __iter__(self):
+        raise SymdiffError("a symbolic expression cannot be iterated; index it with x[i]")
+
+    def __repr__(self) -> str:
+        from .inspect import short_repr
+        return short_repr(self)
+
+    def __str__(self) -> str:
+        from .inspect import infix
+        return infix(self)
+
+    def _repr_latex_(self):
+        from .inspect import repr_latex
+        return repr_latex(self)
+
+    # -- operators (NumPy semantics; numbers and arrays on either side become constants) -----
+    def __add__(self, other): return _ops.add(self, other)
+    def __radd__(self, other): return _ops.add(other, self)
+    def __sub__(self, other): return _ops.subtract(self, other)
+    def __rsub__(self, other): return _ops.subtract(other, self)
+    def __mul__(self, other): return _ops.multiply(self, other)
+    def __rmul__(self, other): return _ops.multiply(other, self)
+    def __truediv__(self, other): return _ops.divide(self, other)
+    def __rtruediv__(self, other): return _ops.divide(other, self)
+    def __pow__(self, other): return _ops.power(self, other)
+    def __rpow__(self, other): return _ops.power(other, self)
+    def __matmul__(self, other): return _ops.matmul(self, other)
+    def __rmatmul__(self, other): return _ops.matmul(other, self)
+    def __neg__(self): return _ops.negative(self)
+    def __pos__(self): return self
+    def __abs__(self): return _ops.abs(self)
+    def __lt__(self, other): return _ops.less(self, other)
+    def __le__(self, other): return _ops.less_equal(self, other)
+    def __gt__(self, other): return _ops.greater(self, other)
+    def __ge__(self, other): return _ops.greater_equal(self, other)
+    def __eq__(self, other): return _ops.equal(self, other)  # type: ignore[override]
+    def __ne__(self, other): return _ops.not_equal(self, other)  # type: ignore[override]
+    def __getitem__(self, index): return _ops.getitem(self, index)
+
+    @property
+    def T(self) -> "Expr":
+        return _ops.transpose(self)
+
+
+# ---------------------------------------------------------------------------------------------
+# building nodes
+# ---------------------------------------------------------------------------------------------
+def _intern(key: tuple, make) -> Expr:
+    with _intern_lock:
+        node = _intern_table.get(key)
+        if node is None:
+            node = make()
+            _intern_table[key] = node
+        return node
+
+
+def normalize_shape(shape, what: str = "shape") -> tuple:
+    """A tuple of non-negative ints, or ShapeError."""
+    if isinstance(shape, (int, np.integer)):
+        shape = (shape,)
+    try:
+        dims = tuple(int(d) for d in shape)
+        ok = all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) for d in shape)
+    except (TypeError, ValueError):
+        raise ShapeError(f"{what} must be a tuple of ints, got {shape!r}") from None
+    if not ok or any(d < 0 for d in dims):
+        raise ShapeError(f"{what} must be a tuple of non-negative ints, got {shape!r}")
+    return dims
+
+
+def normalize_dtype(dtype) -> np.dtype:
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise DTypeError(f"unknown dtype {dtype!r}") from None
+    if dt not in SUPPORTED_DTYPES:
+        raise DTypeError(f"dtype {dt} is not supported; use one of "
+                         f"{sorted(str(d) for d in SUPPORTED_DTYPES)}")
+    return dt
+
+
+def var(name: str, shape=(), dtype="float64") -> Expr:
+    """A free input of the graph, identified by its name (and shape and dtype).
+
+    >>> x = var("x", (3,)); x is var("x", (3,))
+    True
+    """
+    if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
+        raise SymdiffError(f"variable name must be a Python identifier, got {name!r}")
+    return _make_var(name, normalize_shape(shape), normalize_dtype(dtype))
+
+
+def _make_var(name: str, shape: tuple, dtype: np.dtype) -> Expr:
+    """Intern a variable without validating the name (the library's own reserved vars)."""
+    key = ("var", name, shape, dtype.str)
+    return _intern(key, lambda: Expr(None, (), shape, dtype, name=name))
+
+
+def const(value, dtype=None) -> Expr:
+    """A constant node holding a (read-only copy of a) number or NumPy array.
+
+    >>> const(2.0).shape
+    ()
+    """
+    if isinstance(value, Expr):
+        return value
+    try:
+        arr = np.array(value, dtype=dtype)
+    except (TypeError, ValueError) as exc:
+        raise DTypeError(f"cannot make a constant of {value!r}: {exc}") from None
+    if arr.dtype.kind in "fc" and arr.dtype not in SUPPORTED_DTYPES and arr.dtype.kind == "f":
+        arr = arr.astype(np.float64)
+    if arr.dtype.kind in "iu" and arr.dtype not in SUPPORTED_DTYPES:
+        arr = arr.astype(np.int64)
+    if arr.dtype not in SUPPORTED_DTYPES:
+        raise DTypeError(f"cannot make a constant of dtype {arr.dtype} from {value!r}")
+    arr.flags.writeable = False
+    key = ("const", arr.dtype.str, arr.shape, arr.tobytes())
+    return _intern(key, lambda: Expr(None, (), arr.shape, arr.dtype, value=arr))
+
+
+def apply(op, inputs: Sequence[Expr]) -> Expr:
+    """The node ``op(*inputs)``: shape and dtype inferred by ``op.infer``; interned."""
+    inputs = tuple(inputs)
+    shape, dtype = op.infer(*inputs)
+    key = (op, tuple(map(id, inputs)))
+    return _intern(key, lambda: Expr(op, inputs, tuple(shape), np.dtype(dtype)))
+
+
+def as_expr(value, like: Expr | None = None) -> Expr:
+    """``value`` as a node; a Python number takes the dtype of ``like`` (weak typing, as JAX)."""
+    if isinstance(value, Expr):
+        return value
+    if isinstance(value, (bool, np.bool_)):
+        return const(bool(value))
+    if isinstance(value, (int, float, np.integer, np.floating)) and like is not None:
+        kind = like.dtype.kind
+        if kind == "f" or (kind in "iu" and isinstance(value, (int, np.integer))):
+            return const(value, dtype=like.dtype)
+        if kind == "b" and isinstance(value, (int, np.integer)):
+            return const(value, dtype=np.int64)
+    if isinstance(value, (float, np.floating)):
+        return const(value, dtype=np.float64)
+    if isinstance(value, (int, np.integer)):
+        return const(value, dtype=np.int64)
+    return const(value)
+
+
+class grad_context:
+    """While active, newly built nodes are marked ``role == "grad"`` (for printing)."""
+
+    def __enter__(self):
+        _grad_context.depth = getattr(_grad_context, "depth", 0) + 1
+
+    def __exit__(self, *exc):
+        _grad_context.depth -= 1
+
+
+# ---------------------------------------------------------------------------------------------
+# walks (all iterative)
+# ---------------------------------------------------------------------------------------------
+def toposort(outputs: Iterable[Expr]) -> list[Expr]:
+    """Every ancestor of ``outputs`` (themselves included), inputs before consumers.
+
+    Iterative depth-first post-order, so graph depth is bounded only by memory.
+    """
+    order: list[Expr] = []
+    seen: set[int] = set()
+    for root in outputs:
+        if id(root) in seen:
+            continue
+        stack = [(root, False)]
+        while stack:
+            node, expanded = stack.pop()
+            if expanded:
+                order.append(node)
+                continue
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            stack.append((node, True))
+            for inp in reversed(node.inputs):
+                if id(inp) not in seen:
+                    stack.append((inp, False))
+    return order
+
+
+def variables_of(order: Iterable[Expr]) -> list[Expr]:
+    """The variables among ``order``, sorted by name; ShapeError if one name has two shapes."""
+    by_name: dict[str, Expr] = {}
+    for node in order:
+        if node.is_var:
+            other = by_name.setdefault(node.name, node)
+            if other is not node:
+                raise ShapeError(
+                    f"variable {node.name!r} appears with two shapes/dtypes in one graph: "
+                    f"{fmt_shape(other.shape)} {other.dtype} and {fmt_shape(node.shape)} "
+                    f"{node.dtype}")
+    return [by_name[n] for n in sorted(by_name)]
+
+
+def free_vars(expr) -> list[Expr]:
+    """The variables ``expr`` (one Expr or several) depends on, sorted by name."""
+    exprs = [expr] if isinstance(expr, Expr) else list(expr)
+    return variables_of(toposort(exprs))
+
+
+def consumers_of(order: Sequence[Expr]) -> dict[int, list[Expr]]:
+    """id(node) -> the nodes in ``order`` that take it as an input (each listed once)."""
+    users: dict[int, list[Expr]] = {id(n): [] for n in order}
+    for node in order:
+        for inp in dict.fromkeys(map(id, node.inputs)):
+            users.setdefault(inp, []).append(node)
+    return users
+
+
+def substitute(outputs: Sequence[Expr], mapping: dict) -> list[Expr]:
+    """Rebuild ``outputs`` with each key node of ``mapping`` replaced by its value.
+
+    Iterative over the topological order; shapes and dtypes are re-inferred, so substituting a
+    float64 variable for a float32 one re-types the graph.
+    """
+    new: dict[int, Expr] = {id(k): v for k, v in mapping.items()}
+    for node in toposort(outputs):
+        if id(node) in new or node.op is None:
+            continue
+        args = tuple(new.get(id(i), i) for i in node.inputs)
+        if all(a is b for a, b in zip(args, node.inputs)):
+            continue
+        new[id(node)] = apply(node.op, args)
+    return [new.get(id(o), o) for o in outputs]
+
+
+def broadcast_shapes(*shapes: tuple, opname: str = "broadcast") -> tuple:
+    """NumPy broadcasting of ``shapes``; ShapeError naming them when they do not fit."""
+    try:
+        return tuple(np.broadcast_shapes(*shapes))
+    except ValueError:
+        shown = " and ".join(fmt_shape(s) for s in shapes)
+        raise ShapeError(f"{opname}: shapes {shown} cannot be broadcast together") from None
+
+
+from . import ops as _ops  # noqa: E402  (operators above call the op functions)

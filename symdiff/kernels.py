@@ -1,0 +1,80 @@
+"""The array namespace generated code calls as ``xp``: NumPy's functions plus the few composite
+kernels that ops lower to (stable sigmoid, logsumexp, softmax, log_softmax, and the scatter-adds
+that transpose take and indexing).
+
+Lowering writes every array call as ``xp.<name>(...)``, so another array library can be plugged in
+by building a namespace with the same names, without touching the ops.
+"""
+from __future__ import annotations
+
+import types
+import warnings
+
+import numpy as np
+
+
+def sigmoid(x):
+    """1 / (1 + e^-x) = exp(-log(1 + e^-x)), finite and accurate for any x."""
+    return np.exp(-np.logaddexp(0.0, -x))
+
+
+def logsumexp(x, axis=None, keepdims=False):
+    """log(sum(exp(x))) with the max subtracted first; an all -inf slice gives -inf."""
+    top = np.max(x, axis=axis, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    out = np.log(np.sum(np.exp(x - top), axis=axis, keepdims=True)) + top
+    if not keepdims:
+        out = np.squeeze(out, axis=axis) if axis is not None else out.reshape(())
+    return out
+
+
+def softmax(x, axis=-1):
+    """exp(x - max) / sum(exp(x - max)) along ``axis``."""
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def log_softmax(x, axis=-1):
+    """x - max - log(sum(exp(x - max))) along ``axis``."""
+    shifted = x - np.max(x, axis=axis, keepdims=True)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+
+
+def scatter_add(values, indices, shape, axis=0):
+    """Zeros of ``shape`` with ``values`` added at ``indices`` along ``axis``; repeated indices
+    accumulate (the transpose of ``take``)."""
+    out = np.zeros(shape, dtype=values.dtype)
+    indices = np.asarray(indices)
+    if axis:
+        k = indices.ndim
+        values = np.moveaxis(values, list(range(axis, axis + k)), list(range(k)))
+        np.add.at(np.moveaxis(out, axis, 0), indices, values)
+    else:
+        np.add.at(out, indices, values)
+    return out
+
+
+def index_add(values, index, shape):
+    """Zeros of ``shape`` with ``values`` added at ``out[index]`` (repeats accumulate)."""
+    out = np.zeros(shape, dtype=np.asarray(values).dtype)
+    if any(isinstance(i, np.ndarray) for i in index):
+        np.add.at(out, index, values)
+    else:
+        out[index] = values
+    return out
+
+
+def numpy_namespace() -> types.SimpleNamespace:
+    """NumPy's public functions and the kernels above, as one namespace object."""
+    names = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for key in dir(np):
+            if not key.startswith("_"):
+                try:
+                    names[key] = getattr(np, key)
+                except AttributeError:
+                    pass
+    names.update(sigmoid=sigmoid, logsumexp=logsumexp, softmax=softmax, log_softmax=log_softmax,
+                 scatter_add=scatter_add, index_add=index_add)
+    return types.SimpleNamespace(**names)

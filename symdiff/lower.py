@@ -1,0 +1,262 @@
+"""Lowering: a graph becomes straight-line Python/NumPy source, compiled once into a callable.
+
+One statement per node in topological order, each calling the array namespace ``xp`` (NumPy and
+a few kernels, see :mod:`symdiff.kernels`). Inputs are bound by position to parameters
+``in_0, in_1, ...``; user names appear only in comments, and they are validated identifiers, so
+nothing a user typed becomes code. A temporary is deleted right after its last use, so peak
+memory stays near the live set. Scalar constants are written as literals; other constants are
+bound in the function's namespace. The generated lines are registered with ``linecache`` so they
+show in tracebacks.
+"""
+from __future__ import annotations
+
+import builtins
+import itertools
+import linecache
+import math
+from typing import Sequence
+
+import numpy as np
+
+from .errors import InputError, SymdiffError, fmt_shape
+from .graph import Expr, as_expr, toposort, variables_of
+from .kernels import numpy_namespace
+
+_counter = itertools.count()
+_NUMPY = numpy_namespace()
+_MISSING = object()
+
+
+class _Context:
+    """What an op's ``lower`` may ask for: a name bound to a constant object."""
+
+    def __init__(self):
+        self.constants: dict[str, object] = {}
+
+    def const(self, value) -> str:
+        name = f"c{len(self.constants)}"
+        self.constants[name] = value
+        return name
+
+
+def _literal(value: np.ndarray) -> str | None:
+    """Source text for a 0-d constant (None when it cannot be a plain literal)."""
+    if value.shape != ():
+        return None
+    item = value.item()
+    if isinstance(item, bool):
+        return repr(item)
+    if isinstance(item, int):
+        return repr(item) if item >= 0 else f"({item!r})"
+    if isinstance(item, float) and math.isfinite(item):
+        return repr(item) if item >= 0 and not math.copysign(1, item) < 0 else f"({item!r})"
+    return None
+
+
+def _describe(node: Expr) -> str:
+    shape = fmt_shape(node.shape)
+    tag = f"  {node.label}" if node.label else ""
+    return f"{shape} {node.dtype}{tag}"
+
+
+def generate(outputs: Sequence[Expr], inputs: Sequence[Expr], name: str = "symdiff_fn"):
+    """Source text and constants of a function computing ``outputs`` from ``inputs``."""
+    order = toposort(outputs)
+    ctx = _Context()
+    names: dict[int, str] = {}
+    params = []
+    header = []
+    for k, v in enumerate(inputs):
+        names[id(v)] = f"in_{k}"
+        params.append(f"in_{k}")
+        header.append(f"    # in_{k}: {v.name} {fmt_shape(v.shape)} {v.dtype}")
+
+    # statements (node, text); aliases (stop_gradient) share their input's name
+    statements: list[tuple[Expr, str]] = []
+    temp = 0
+    for node in order:
+        if id(node) in names:
+            continue
+        if node.is_const:
+            names[id(node)] = _literal(node.value) or ctx.const(node.value)
+            continue
+        if node.is_var:
+            raise SymdiffError(f"compile: the outputs depend on variable {node.name!r}, which is "
+                               f"not among the inputs")
+        args = [names[id(i)] for i in node.inputs]
+        if getattr(node.op, "alias", False):
+            names[id(node)] = args[0]
+            continue
+        target = f"t{temp}"
+        temp += 1
+        statements.append((node, f"{target} = {node.op.lower(ctx, *args)}"))
+        names[id(node)] = target
+
+    # free temporaries after their last use (outputs are kept)
+    keep = {names[id(o)] for o in outputs}
+    last_use: dict[str, int] = {}
+    for index, (node, _) in enumerate(statements):
+        for inp in node.inputs:
+            last_use[names[id(inp)]] = index
+    dead_after: dict[int, list[str]] = {}
+    for tname, index in last_use.items():
+        if tname.startswith("t") and tname not in keep:
+            dead_after.setdefault(index, []).append(tname)
+
+    body = list(header)
+    for index, (node, text) in enumerate(statements):
+        body.append(f"    {text:<40}  # {_describe(node)}")
+        if index in dead_after:
+            body.append(f"    del {', '.join(sorted(dead_after[index]))}")
+    results = []
+    for o in outputs:
+        ref = names[id(o)]
+        results.append(f"xp.asarray({ref})" if o.op is None and not o.is_var else ref)
+    returned = results[0] if len(results) == 1 else "(" + ", ".join(results) + ",)"
+    body.append(f"    return {returned}")
+    source = f"def {name}({', '.join(params)}):\n" + "\n".join(body) + "\n"
+    return source, ctx.constants
+
+
+def _resolve_inputs(outputs: Sequence[Expr], inputs) -> list[Expr]:
+    graph_vars = variables_of(toposort(outputs))
+    if inputs is None:
+        return graph_vars
+    by_name = {v.name: v for v in graph_vars}
+    resolved = []
+    for item in inputs:
+        if isinstance(item, str):
+            if item not in by_name:
+                raise SymdiffError(f"compile: no variable named {item!r} in the graph "
+                                   f"(variables: {sorted(by_name)})")
+            item = by_name[item]
+        if not isinstance(item, Expr) or not item.is_var:
+            raise SymdiffError(f"compile: inputs must be variables (sd.var) or their names, "
+                               f"got {item!r}")
+        resolved.append(item)
+    variables_of(toposort(list(outputs) + resolved))  # name clash -> ShapeError
+    names = [v.name for v in resolved]
+    if len(set(names)) != len(names):
+        raise SymdiffError(f"compile: an input is listed twice in {names}")
+    missing = [v.name for v in graph_vars if v.name not in set(names)]
+    if missing:
+        raise SymdiffError(f"compile: the outputs depend on {missing}, which are not among the "
+                           f"inputs {names}")
+    return resolved
+
+
+class CompiledFunction:
+    """A graph lowered to NumPy. Call it positionally (in ``inputs`` order) or by variable name;
+    it returns one array or a tuple. ``.source`` is the generated code."""
+
+    def __init__(self, outputs, inputs=None, xp=None):
+        single = isinstance(outputs, Expr)
+        self.outputs = [outputs] if single else [as_expr(o) for o in outputs]
+        if not self.outputs:
+            raise SymdiffError("compile: no outputs given")
+        self.inputs = _resolve_inputs(self.outputs, inputs)
+        self._single = single
+        self._index = {v.name: k for k, v in enumerate(self.inputs)}
+        fn_name = "symdiff_fn"
+        self.source, constants = generate(self.outputs, self.inputs, fn_name)
+        filename = f"<symdiff-{next(_counter)}>"
+        namespace = {"xp": _NUMPY if xp is None else xp, **constants}
+        exec(builtins.compile(self.source, filename, "exec"), namespace)  # our own generated code
+        linecache.cache[filename] = (len(self.source), None, self.source.splitlines(True),
+                                     filename)
+        self._fn = namespace[fn_name]
+
+    def __repr__(self):
+        names = ", ".join(v.name for v in self.inputs)
+        return f"<symdiff compiled function ({names}) -> {len(self.outputs)} output(s)>"
+
+    def _bind(self, args, kwargs) -> list:
+        n = len(self.inputs)
+        if len(args) > n:
+            raise InputError(f"expected at most {n} inputs "
+                             f"({', '.join(v.name for v in self.inputs)}), got {len(args)}")
+        values = list(args) + [_MISSING] * (n - len(args))
+        for key, value in kwargs.items():
+            k = self._index.get(key)
+            if k is None:
+                raise InputError(f"unknown input {key!r}; the inputs are "
+                                 f"{[v.name for v in self.inputs]}")
+            if values[k] is not _MISSING:
+                raise InputError(f"input {key!r} given twice")
+            values[k] = value
+        for k, v in enumerate(self.inputs):
+            values[k] = check_input(v, values[k])
+        return values
+
+    def __call__(self, *args, **kwargs):
+        return self._fn(*self._bind(args, kwargs))
+
+
+def check_input(v: Expr, value):
+    """``value`` as an array fit for variable ``v``, or InputError naming ``v``."""
+    if type(value) is np.ndarray and value.dtype == v.dtype and value.shape == v.shape:
+        return value
+    expected = f"{v.dtype} of shape {fmt_shape(v.shape)}"
+    if value is _MISSING:
+        raise InputError(f"missing input {v.name!r} (expected {expected})")
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:  # any conversion failure is the user's input
+        raise InputError(f"input {v.name!r}: cannot convert {type(value).__name__} to an "
+                         f"array ({exc}); expected {expected}") from None
+    if arr.dtype.kind not in "biuf":
+        raise InputError(f"input {v.name!r}: expected {expected}, got dtype {arr.dtype} "
+                         f"({type(value).__name__})")
+    if arr.shape != v.shape:
+        raise InputError(f"input {v.name!r}: expected shape {fmt_shape(v.shape)}, got "
+                         f"{fmt_shape(arr.shape)}")
+    if arr.dtype != v.dtype:
+        if not np.can_cast(arr.dtype, v.dtype, "same_kind"):
+            raise InputError(f"input {v.name!r}: expected {v.dtype}, got {arr.dtype} "
+                             f"(not castable without loss of kind)")
+        arr = arr.astype(v.dtype)
+    return arr
+
+
+def compile(outputs, inputs=None) -> CompiledFunction:  # noqa: A001 (API name)
+    """Lower ``outputs`` (one Expr or a list) to a NumPy callable.
+
+    ``inputs``: the variables (or names) in positional order; default every free variable sorted
+    by name. The callable takes them positionally or by name and returns one array or a tuple;
+    ``.source`` holds the generated code.
+
+    >>> import symdiff as sd
+    >>> f = sd.compile(sd.var("x") * 2.0); float(f(3.0))
+    6.0
+    """
+    return CompiledFunction(outputs, inputs)
+
+
+class GradFunction:
+    """``compile_grad``'s callable: returns ``(value, grads)`` from one pass that shares the
+    forward work between the value and the gradients."""
+
+    def __init__(self, loss: Expr, wrt, inputs=None):
+        from .grad import grad
+        self.wrt = [wrt] if isinstance(wrt, Expr) else list(wrt)
+        loss = as_expr(loss)
+        grads = grad(loss, self.wrt)
+        if inputs is None:
+            inputs = variables_of(toposort([loss, *self.wrt]))
+        self.compiled = CompiledFunction([loss, *grads], inputs)
+        self.source = self.compiled.source
+        self.inputs = self.compiled.inputs
+
+    def __repr__(self):
+        names = ", ".join(v.name for v in self.inputs)
+        return f"<symdiff value-and-grad function ({names})>"
+
+    def __call__(self, *args, **kwargs):
+        value, *grads = self.compiled(*args, **kwargs)
+        return value, tuple(grads)
+
+
+def compile_grad(loss: Expr, wrt, inputs=None) -> GradFunction:
+    """Compile ``loss`` and its gradients w.r.t. ``wrt``: the callable returns
+    ``(value, grads)``, ``grads`` a tuple in ``wrt`` order."""
+    return GradFunction(loss, wrt, inputs)

@@ -1,0 +1,127 @@
+"""Op: the contract every operation fulfils, and the registry of all ops.
+
+An op owns, in one class: its API ``name``; hashable ``params`` (which, with the inputs, define
+node identity); ``infer`` (the shape/dtype rule, raising ShapeError naming the shapes);
+``lower`` (the NumPy expression for one node, written against the namespace object ``xp``);
+``bprop(inputs, out, g)`` (one gradient Expr per input or None, built only from symdiff ops, so
+it can be differentiated again); an optional ``jvp``; and ``symbol``/``precedence`` for infix
+printing. Defining a subclass with a ``name`` registers it in :data:`REGISTRY`.
+
+Broadcast gradients need not be reduced here: ``grad.py`` sums every contribution back to its
+input's shape in one place.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import ShapeError, fmt_shape
+from ..graph import Expr, apply
+
+REGISTRY: dict[str, type] = {}
+
+# printing precedence (higher binds tighter), after Python's own table
+PREC_ATOM = 100
+PREC_POW = 60
+PREC_UNARY = 50
+PREC_MUL = 40
+PREC_ADD = 30
+PREC_CMP = 20
+
+
+class Op:
+    """Base class of all ops. Subclasses set ``name`` and override the rules they need."""
+
+    name: str = ""
+    differentiable: bool = True  # False: a requested gradient through it is an error
+    symbol: str | None = None     # infix operator, e.g. "+"; None prints as a call
+    precedence: int = PREC_ATOM
+
+    def __init__(self, **params):
+        object.__setattr__(self, "params", tuple(sorted(params.items())))
+        for key, value in params.items():
+            object.__setattr__(self, key, value)
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("name"):
+            REGISTRY[cls.name] = cls
+
+    def __setattr__(self, key, value):
+        raise AttributeError("ops are immutable")
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self.params == other.params
+
+    def __hash__(self):
+        return hash((type(self), self.params))
+
+    def __repr__(self):
+        inner = ", ".join(f"{k}={v!r}" for k, v in self.params)
+        return f"{self.name}({inner})" if inner else self.name
+
+    def __call__(self, *inputs: Expr) -> Expr:
+        return apply(self, inputs)
+
+    # -- the rules ------------------------------------------------------------------------------
+    def infer(self, *inputs: Expr) -> tuple[tuple, np.dtype]:
+        raise NotImplementedError
+
+    def lower(self, ctx, *args: str) -> str:
+        """The NumPy expression computing this node from the input names ``args``."""
+        raise NotImplementedError
+
+    def bprop(self, inputs: Sequence[Expr], out: Expr, g: Expr) -> list[Expr | None]:
+        """Gradient contribution to each input, given the upstream gradient ``g`` of ``out``."""
+        raise NotImplementedError(f"{self.name} has no bprop")
+
+    def jvp(self, inputs: Sequence[Expr], out: Expr, tangents: Sequence[Expr | None]) -> Expr:
+        """Forward-mode tangent of ``out``. Default: transpose this op's own (linear) bprop,
+        ``J_i t = d/dg <bprop_i(g), t>``, so every op with a bprop has a jvp."""
+        from ..grad import transpose_bprop
+        return transpose_bprop(self, inputs, out, tangents)
+
+    def params_text(self) -> str:
+        """Params that differ from their defaults, as call arguments (e.g. ``axis=(1,)``)."""
+        defaults = _init_defaults(type(self))
+        return ", ".join(f"{k}={v!r}" for k, v in self.params
+                         if k not in defaults or defaults[k] != v)
+
+
+def _init_defaults(cls) -> dict:
+    params = inspect.signature(cls.__init__).parameters.values()
+    return {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+
+
+def float_dtype(dtype: np.dtype) -> np.dtype:
+    """The floating dtype a transcendental function returns for ``dtype`` (as NumPy)."""
+    dtype = np.dtype(dtype)
+    return dtype if dtype.kind == "f" else np.dtype(np.float64)
+
+
+def normalize_axis(axis, ndim: int, opname: str, shape: tuple) -> tuple | None:
+    """``axis`` (None, int or tuple) as a sorted tuple of non-negative ints, or None for all."""
+    if axis is None:
+        return None
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    out = []
+    for a in axes:
+        if isinstance(a, bool) or not isinstance(a, (int, np.integer)):
+            raise ShapeError(f"{opname}: axis must be an int, a tuple of ints or None, "
+                             f"got {axis!r}")
+        if not -ndim <= a < ndim:
+            raise ShapeError(f"{opname}: axis {a} is out of range for shape {fmt_shape(shape)}")
+        out.append(int(a) % ndim)
+    if len(set(out)) != len(out):
+        raise ShapeError(f"{opname}: repeated axis in {axis!r}")
+    return tuple(sorted(out))
+
+
+def normalize_single_axis(axis, ndim: int, opname: str, shape: tuple) -> int:
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise ShapeError(f"{opname}: axis must be an int, got {axis!r}")
+    if not -ndim <= axis < ndim:
+        raise ShapeError(f"{opname}: axis {axis} is out of range for shape {fmt_shape(shape)}")
+    return int(axis) % ndim

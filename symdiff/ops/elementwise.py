@@ -1,0 +1,465 @@
+"""Elementwise ops: unary functions (one row each), binary arithmetic, selection, comparisons.
+
+Sub-gradient conventions at kinks (also in the README):
+``relu'(0) = 0``; ``abs'(0) = 0`` (sign); ``leaky_relu'(0) = alpha``; ``hardtanh`` and ``clip``
+pass the gradient only strictly inside ``(lo, hi)``; ``maximum``/``minimum`` split the gradient
+equally between tied arguments (as JAX and PyTorch do).
+
+Masks and signs inside these bprop rules are constants to later differentiation: routing goes
+through ``where`` (whose condition gets no gradient) and ``abs`` wraps its sign in
+``stop_gradient``, so gradients of gradients through relu, abs, max and where work.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import DTypeError
+from ..graph import Expr, apply, as_expr, broadcast_shapes, const
+from .base import (PREC_ADD, PREC_CMP, PREC_MUL, PREC_POW, PREC_UNARY, Op, float_dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# unary elementwise: one row per op
+# ---------------------------------------------------------------------------------------------
+class Unary(Op):
+    """Elementwise ``f(x)``. A row gives the NumPy lowering and ``rule(x, out, g) = g * f'(x)``.
+
+    The Jacobian is diagonal, so the jvp is the same rule applied to the tangent.
+    """
+
+    lowering = ""            # format string with {x}
+    keep_dtype = False       # True: integer inputs keep their dtype (as NumPy)
+    rule = None              # staticmethod (x, out, g) -> Expr
+
+    def __call__(self, x) -> Expr:
+        return apply(self, (as_expr(x),))
+
+    def infer(self, x):
+        return x.shape, (x.dtype if self.keep_dtype else float_dtype(x.dtype))
+
+    def lower(self, ctx, x):
+        return self.lowering.format(x=x)
+
+    def bprop(self, inputs, out, g):
+        return [type(self).rule(inputs[0], out, g)]
+
+    def jvp(self, inputs, out, tangents):
+        return type(self).rule(inputs[0], out, tangents[0])
+
+
+def unary(name: str, lowering: str, rule, doc: str, keep_dtype=False, differentiable=True,
+          symbol=None):
+    """Make and register the op class of one unary row (``Exp`` for ``exp``...)."""
+    attrs = dict(name=name, lowering=lowering, keep_dtype=keep_dtype,
+                 differentiable=differentiable, __doc__=doc,
+                 rule=staticmethod(rule) if rule else None)
+    if symbol:
+        attrs.update(symbol=symbol, precedence=PREC_UNARY)
+    cls_name = "".join(part.capitalize() for part in name.split("_"))
+    return type(cls_name, (Unary,), attrs)
+
+
+def _sign_const(x):
+    return stop_gradient(Sign()(x))
+
+
+# name, NumPy lowering, g * f'(x) as a graph, doc (math and derivative)
+Exp = unary("exp", "xp.exp({x})", lambda x, out, g: g * out, "e^x; derivative e^x (reuses out)")
+Log = unary("log", "xp.log({x})", lambda x, out, g: g / x, "natural log; derivative 1/x")
+Log1p = unary("log1p", "xp.log1p({x})", lambda x, out, g: g / (1 + x),
+              "log(1 + x), accurate near 0; derivative 1/(1 + x)")
+Expm1 = unary("expm1", "xp.expm1({x})", lambda x, out, g: g * (out + 1),
+              "e^x - 1, accurate near 0; derivative e^x = out + 1")
+Sqrt = unary("sqrt", "xp.sqrt({x})", lambda x, out, g: g / (2 * out),
+             "square root; derivative 1/(2 sqrt x) (reuses out)")
+Square = unary("square", "xp.square({x})", lambda x, out, g: g * (2 * x), "x^2; derivative 2x",
+               keep_dtype=True)
+Abs = unary("abs", "xp.abs({x})", lambda x, out, g: g * _sign_const(x),
+            "|x|; derivative sign(x), 0 at x = 0", keep_dtype=True)
+Sin = unary("sin", "xp.sin({x})", lambda x, out, g: g * cos(x), "sine; derivative cos x")
+Cos = unary("cos", "xp.cos({x})", lambda x, out, g: -(g * sin(x)), "cosine; derivative -sin x")
+Tan = unary("tan", "xp.tan({x})", lambda x, out, g: g * (1 + square(out)),
+            "tangent; derivative 1 + tan^2 x (reuses out)")
+Tanh = unary("tanh", "xp.tanh({x})", lambda x, out, g: g * (1 - square(out)),
+             "hyperbolic tangent; derivative 1 - tanh^2 x (reuses out)")
+Sigmoid = unary("sigmoid", "xp.sigmoid({x})", lambda x, out, g: g * (out * (1 - out)),
+                "logistic 1/(1 + e^-x), computed without overflow; derivative s(1 - s)")
+Softplus = unary("softplus", "xp.logaddexp(0.0, {x})", lambda x, out, g: g * sigmoid(x),
+                 "log(1 + e^x), computed without overflow; derivative sigmoid(x)")
+Relu = unary("relu", "xp.maximum({x}, 0)", lambda x, out, g: where(x > 0, g, 0),
+             "max(0, x); derivative 1 for x > 0 and 0 for x <= 0 (relu'(0) = 0)",
+             keep_dtype=True)
+Negative = unary("negative", "-{x}", lambda x, out, g: -g, "-x; derivative -1",
+                 keep_dtype=True, symbol="-")
+Floor = unary("floor", "xp.floor({x})", None, "largest integer <= x; no gradient",
+              differentiable=False)
+Round = unary("round", "xp.round({x})", None, "round half to even (NumPy); no gradient",
+              keep_dtype=True, differentiable=False)
+Sign = unary("sign", "xp.sign({x})", None, "-1, 0 or 1; no gradient", keep_dtype=True,
+             differentiable=False)
+
+
+class StopGradient(Unary):
+    """The value of ``x``, a constant to ``grad``: the gradient through it is zero."""
+
+    name = "stop_gradient"
+    keep_dtype = True
+    alias = True  # lowering emits no statement: the node is its input's value
+
+    def lower(self, ctx, x):
+        return x
+
+    def bprop(self, inputs, out, g):
+        return [None]
+
+    def jvp(self, inputs, out, tangents):
+        return None
+
+
+exp, log, log1p, expm1, sqrt, square = Exp(), Log(), Log1p(), Expm1(), Sqrt(), Square()
+abs, sin, cos, tan, tanh = Abs(), Sin(), Cos(), Tan(), Tanh()  # noqa: A001 (API name)
+sigmoid, softplus, relu, negative = Sigmoid(), Softplus(), Relu(), Negative()
+floor, round, sign = Floor(), Round(), Sign()  # noqa: A001 (API names)
+stop_gradient = StopGradient()
+
+
+# ---------------------------------------------------------------------------------------------
+# binary arithmetic
+# ---------------------------------------------------------------------------------------------
+def _pair(a, b) -> tuple[Expr, Expr]:
+    """Both operands as nodes; a bare number takes the other side's dtype."""
+    if isinstance(a, Expr):
+        return a, as_expr(b, like=a)
+    b = as_expr(b)
+    return as_expr(a, like=b), b
+
+
+def _is_const_value(e: Expr, value: float) -> bool:
+    return e.is_const and e.size <= 64 and bool(np.all(e.value == value))
+
+
+def _passes_through(keep: Expr, other: Expr, result_dtype) -> bool:
+    """True when ``keep op other`` would equal ``keep`` in shape and dtype."""
+    return (broadcast_shapes(keep.shape, other.shape) == keep.shape
+            and np.dtype(result_dtype) == keep.dtype)
+
+
+class Binary(Op):
+    """Elementwise op of two broadcast operands; the result dtype follows NumPy."""
+
+    lowering = ""
+
+    def infer(self, a, b):
+        return broadcast_shapes(a.shape, b.shape, opname=self.name), self.result_dtype(a, b)
+
+    def result_dtype(self, a, b):
+        return np.result_type(a.dtype, b.dtype)
+
+    def lower(self, ctx, a, b):
+        return self.lowering.format(a=a, b=b)
+
+
+class Add(Binary):
+    """a + b; gradient g to both (``+`` distributes the upstream gradient)."""
+
+    name, symbol, precedence, lowering = "add", "+", PREC_ADD, "{a} + {b}"
+
+    def bprop(self, inputs, out, g):
+        return [g, g]
+
+    def jvp(self, inputs, out, tangents):
+        ta, tb = tangents
+        return tb if ta is None else ta if tb is None else ta + tb
+
+
+class Subtract(Binary):
+    """a - b; gradients g and -g."""
+
+    name, symbol, precedence, lowering = "subtract", "-", PREC_ADD, "{a} - {b}"
+
+    def bprop(self, inputs, out, g):
+        return [g, -g]
+
+
+class Multiply(Binary):
+    """a * b; gradients g b and g a (``*`` switches the inputs)."""
+
+    name, symbol, precedence, lowering = "multiply", "*", PREC_MUL, "{a} * {b}"
+
+    def bprop(self, inputs, out, g):
+        a, b = inputs
+        return [g * b, g * a]
+
+    def jvp(self, inputs, out, tangents):
+        a, b = inputs
+        ta, tb = tangents
+        if ta is None:
+            return a * tb
+        return ta * b if tb is None else ta * b + a * tb
+
+
+class Divide(Binary):
+    """a / b; gradients g / b and -g a / b^2 = -g out / b."""
+
+    name, symbol, precedence, lowering = "divide", "/", PREC_MUL, "{a} / {b}"
+
+    def result_dtype(self, a, b):
+        return float_dtype(np.result_type(a.dtype, b.dtype))
+
+    def bprop(self, inputs, out, g):
+        a, b = inputs
+        return [g / b, -(g * out) / b]
+
+
+class Power(Binary):
+    """a ** b; gradients g b a^(b-1) and g a^b log(a) (the latter needs a > 0)."""
+
+    name, symbol, precedence, lowering = "power", "**", PREC_POW, "{a} ** {b}"
+
+    def result_dtype(self, a, b):
+        dtype = np.result_type(a.dtype, b.dtype)
+        if dtype.kind in "iu" and b.is_const and np.any(b.value < 0):
+            raise DTypeError(f"power: integer {a.dtype} to a negative integer power; "
+                             f"use a float base")
+        return dtype
+
+    def bprop(self, inputs, out, g):
+        a, b = inputs
+        b_minus_1 = const(b.value - 1) if b.is_const else b - 1
+        return [g * (b * power(a, b_minus_1)), g * (out * log(a))]
+
+
+class Maximum(Binary):
+    """Elementwise max(a, b): the gradient goes to the larger input (``max`` routes it); a tie
+    splits it equally."""
+
+    name, lowering = "maximum", "xp.maximum({a}, {b})"
+
+    def bprop(self, inputs, out, g):
+        a, b = inputs
+        half = where(a == b, g * 0.5, 0)
+        return [where(a > b, g, half), where(b > a, g, half)]
+
+
+class Minimum(Binary):
+    """Elementwise min(a, b): the gradient goes to the smaller input; a tie splits it."""
+
+    name, lowering = "minimum", "xp.minimum({a}, {b})"
+
+    def bprop(self, inputs, out, g):
+        a, b = inputs
+        half = where(a == b, g * 0.5, 0)
+        return [where(a < b, g, half), where(b < a, g, half)]
+
+
+def add(a, b) -> Expr:
+    """a + b with NumPy broadcasting; ``x + 0`` is ``x``."""
+    a, b = _pair(a, b)
+    dtype = np.result_type(a.dtype, b.dtype)
+    if _is_const_value(b, 0) and _passes_through(a, b, dtype):
+        return a
+    if _is_const_value(a, 0) and _passes_through(b, a, dtype):
+        return b
+    return apply(Add(), (a, b))
+
+
+def subtract(a, b) -> Expr:
+    """a - b; ``x - 0`` is ``x`` and ``0 - x`` is ``-x``."""
+    a, b = _pair(a, b)
+    dtype = np.result_type(a.dtype, b.dtype)
+    if _is_const_value(b, 0) and _passes_through(a, b, dtype):
+        return a
+    if _is_const_value(a, 0) and _passes_through(b, a, dtype):
+        return negative(b)
+    return apply(Subtract(), (a, b))
+
+
+def multiply(a, b) -> Expr:
+    """a * b; ``x * 1`` is ``x``."""
+    a, b = _pair(a, b)
+    dtype = np.result_type(a.dtype, b.dtype)
+    if _is_const_value(b, 1) and _passes_through(a, b, dtype):
+        return a
+    if _is_const_value(a, 1) and _passes_through(b, a, dtype):
+        return b
+    return apply(Multiply(), (a, b))
+
+
+def divide(a, b) -> Expr:
+    """a / b (true division); ``x / 1`` is ``x``."""
+    a, b = _pair(a, b)
+    if _is_const_value(b, 1) and _passes_through(a, b, float_dtype(a.dtype)):
+        return a
+    return apply(Divide(), (a, b))
+
+
+def power(a, b) -> Expr:
+    """a ** b elementwise; ``x ** 1`` is ``x``."""
+    a, b = _pair(a, b)
+    if _is_const_value(b, 1) and _passes_through(a, b, np.result_type(a.dtype, b.dtype)):
+        return a
+    return apply(Power(), (a, b))
+
+
+def maximum(a, b) -> Expr:
+    """Elementwise maximum (gradient routed to the larger; ties split equally)."""
+    return apply(Maximum(), _pair(a, b))
+
+
+def minimum(a, b) -> Expr:
+    """Elementwise minimum (gradient routed to the smaller; ties split equally)."""
+    return apply(Minimum(), _pair(a, b))
+
+
+# ---------------------------------------------------------------------------------------------
+# selection: where, clip, leaky_relu, hardtanh
+# ---------------------------------------------------------------------------------------------
+class Where(Op):
+    """``where(cond, a, b)``: a where cond is nonzero, else b. Gradient: g routed to the chosen
+    side; none to cond (a mask is a constant)."""
+
+    name = "where"
+
+    def infer(self, cond, a, b):
+        shape = broadcast_shapes(cond.shape, a.shape, b.shape, opname="where")
+        return shape, np.result_type(a.dtype, b.dtype)
+
+    def lower(self, ctx, cond, a, b):
+        return f"xp.where({cond}, {a}, {b})"
+
+    def bprop(self, inputs, out, g):
+        cond = inputs[0]
+        return [None, where(cond, g, 0), where(cond, 0, g)]
+
+
+def where(cond, a, b) -> Expr:
+    """Elementwise choice: ``a`` where ``cond`` is nonzero, else ``b``."""
+    a, b = _pair(a, b)
+    return apply(Where(), (as_expr(cond), a, b))
+
+
+class Clip(Op):
+    """``clip(x, lo, hi)`` = min(max(x, lo), hi). Gradient: to x strictly inside (lo, hi), else to
+    the bound that is active (lo and hi may be expressions)."""
+
+    name = "clip"
+
+    def infer(self, x, lo, hi):
+        shape = broadcast_shapes(x.shape, lo.shape, hi.shape, opname="clip")
+        return shape, np.result_type(x.dtype, lo.dtype, hi.dtype)
+
+    def lower(self, ctx, x, lo, hi):
+        return f"xp.clip({x}, {lo}, {hi})"
+
+    def bprop(self, inputs, out, g):
+        x, lo, hi = inputs
+        below, above = x < lo, x > hi
+        return [where(below, 0, where(above, 0, g)), where(below, g, 0), where(above, g, 0)]
+
+
+def clip(x, lo, hi) -> Expr:
+    """Limit ``x`` to ``[lo, hi]`` elementwise."""
+    x = as_expr(x)
+    return apply(Clip(), (x, as_expr(lo, like=x), as_expr(hi, like=x)))
+
+
+class LeakyRelu(Op):
+    """``leaky_relu(x, alpha)`` = x for x > 0, alpha x otherwise; derivative 1 or alpha
+    (alpha at 0). ``alpha`` is an input, so a learned alpha (parametric ReLU) gets a gradient,
+    sum of x over x <= 0."""
+
+    name = "leaky_relu"
+
+    def infer(self, x, alpha):
+        shape = broadcast_shapes(x.shape, alpha.shape, opname="leaky_relu")
+        return shape, np.result_type(x.dtype, alpha.dtype)
+
+    def lower(self, ctx, x, alpha):
+        return f"xp.where({x} > 0, {x}, {alpha} * {x})"
+
+    def bprop(self, inputs, out, g):
+        x, alpha = inputs
+        positive = x > 0
+        return [where(positive, g, g * alpha), where(positive, 0, g * x)]
+
+
+def leaky_relu(x, alpha=0.01) -> Expr:
+    """Leaky (or, with a variable ``alpha``, parametric) ReLU."""
+    x = as_expr(x)
+    return apply(LeakyRelu(), (x, as_expr(alpha, like=x)))
+
+
+class Hardtanh(Op):
+    """``hardtanh(x, lo, hi)`` = max(lo, min(hi, x)); derivative 1 strictly inside (lo, hi),
+    0 outside and at the corners."""
+
+    name = "hardtanh"
+
+    def __init__(self, lo=-1.0, hi=1.0):
+        super().__init__(lo=float(lo), hi=float(hi))
+
+    def infer(self, x):
+        return x.shape, float_dtype(x.dtype)
+
+    def lower(self, ctx, x):
+        return f"xp.clip({x}, {self.lo!r}, {self.hi!r})"
+
+    def bprop(self, inputs, out, g):
+        x = inputs[0]
+        return [where(x > self.lo, where(x < self.hi, g, 0), 0)]
+
+
+def hardtanh(x, lo=-1.0, hi=1.0) -> Expr:
+    """Hard tanh, max(lo, min(hi, x)) (Goodfellow 6.3.3)."""
+    return apply(Hardtanh(lo, hi), (as_expr(x),))
+
+
+# ---------------------------------------------------------------------------------------------
+# comparisons: boolean masks without a gradient
+# ---------------------------------------------------------------------------------------------
+class Compare(Binary):
+    """A comparison giving a boolean (0/1) mask; it has no gradient."""
+
+    differentiable = False
+    precedence = PREC_CMP
+
+    def result_dtype(self, a, b):
+        return np.dtype(bool)
+
+
+class Less(Compare):
+    """a < b"""
+    name, symbol, lowering = "less", "<", "{a} < {b}"
+
+
+class LessEqual(Compare):
+    """a <= b"""
+    name, symbol, lowering = "less_equal", "<=", "{a} <= {b}"
+
+
+class Greater(Compare):
+    """a > b"""
+    name, symbol, lowering = "greater", ">", "{a} > {b}"
+
+
+class GreaterEqual(Compare):
+    """a >= b"""
+    name, symbol, lowering = "greater_equal", ">=", "{a} >= {b}"
+
+
+class Equal(Compare):
+    """a == b"""
+    name, symbol, lowering = "equal", "==", "{a} == {b}"
+
+
+class NotEqual(Compare):
+    """a != b"""
+    name, symbol, lowering = "not_equal", "!=", "{a} != {b}"
+
+
+def less(a, b): return apply(Less(), _pair(a, b))
+def less_equal(a, b): return apply(LessEqual(), _pair(a, b))
+def greater(a, b): return apply(Greater(), _pair(a, b))
+def greater_equal(a, b): return apply(GreaterEqual(), _pair(a, b))
+def equal(a, b): return apply(Equal(), _pair(a, b))
+def not_equal(a, b): return apply(NotEqual(), _pair(a, b))

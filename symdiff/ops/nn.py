@@ -1,0 +1,52 @@
+"""Neural-net units over an axis: softmax and log_softmax (both computed with the max
+subtracted, so logits of +-1e3 neither overflow nor lose the answer).
+
+``log softmax(z)_i = z_i - log sum_j exp(z_j)`` (Goodfellow 6.2.2.3).
+"""
+from __future__ import annotations
+
+from ..graph import Expr, apply, as_expr
+from .base import Op, float_dtype, normalize_single_axis
+from .elementwise import exp
+from .reduce import sum as reduce_sum
+
+
+class Softmax(Op):
+    """``s = exp(x) / sum(exp(x))`` along ``axis``; gradient ``s * (g - sum(g * s))``."""
+
+    name = "softmax"
+
+    def __init__(self, axis=-1):
+        super().__init__(axis=axis)
+
+    def infer(self, x):
+        return x.shape, float_dtype(x.dtype)
+
+    def lower(self, ctx, x):
+        return f"xp.{self.name}({x}, axis={self.axis})"
+
+    def bprop(self, inputs, out, g):
+        # ds = s * (g - <g, s>) along the axis
+        return [out * (g - reduce_sum(g * out, axis=self.axis, keepdims=True))]
+
+
+class LogSoftmax(Softmax):
+    """``x - logsumexp(x)`` along ``axis``; gradient ``g - softmax(x) * sum(g)`` with
+    ``softmax(x) = exp(out)``."""
+
+    name = "log_softmax"
+
+    def bprop(self, inputs, out, g):
+        return [g - exp(out) * reduce_sum(g, axis=self.axis, keepdims=True)]
+
+
+def softmax(x, axis=-1) -> Expr:
+    """Softmax along ``axis`` (numerically stable)."""
+    x = as_expr(x)
+    return apply(Softmax(normalize_single_axis(axis, x.ndim, "softmax", x.shape)), (x,))
+
+
+def log_softmax(x, axis=-1) -> Expr:
+    """Log of the softmax along ``axis`` (numerically stable)."""
+    x = as_expr(x)
+    return apply(LogSoftmax(normalize_single_axis(axis, x.ndim, "log_softmax", x.shape)), (x,))

@@ -1,0 +1,201 @@
+"""Reductions: sum mean max min prod logsumexp norm argmax, with ``axis`` and ``keepdims``.
+
+Each bprop first restores the reduced axes of the upstream gradient (``_expand``: a reshape that
+re-inserts them with size 1) and then broadcasts against the input, so every reduction shares one
+way of undoing its shape change. ``mean`` reuses the bprop of ``sum``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ShapeError
+from ..graph import Expr, apply, as_expr, const
+from .base import Op, float_dtype, normalize_axis
+from .elementwise import equal, exp, where
+from .shape import broadcast_to, reshape
+
+
+def _kept_shape(shape: tuple, axes: tuple | None) -> tuple:
+    """``shape`` with the reduced ``axes`` kept as size 1 (keepdims=True)."""
+    if axes is None:
+        return (1,) * len(shape)
+    return tuple(1 if i in axes else d for i, d in enumerate(shape))
+
+
+class Reduce(Op):
+    """A reduction over ``axis`` (normalized: sorted tuple or None for all)."""
+
+    lowering = ""
+    keep_dtype = True
+
+    def __init__(self, axis=None, keepdims=False):
+        super().__init__(axis=axis, keepdims=bool(keepdims))
+
+    def infer(self, x):
+        kept = _kept_shape(x.shape, self.axis)
+        if self.keepdims:
+            shape = kept
+        else:
+            axes = range(x.ndim) if self.axis is None else self.axis
+            shape = tuple(d for i, d in enumerate(x.shape) if i not in axes)
+        return shape, self.result_dtype(x.dtype)
+
+    def result_dtype(self, dtype):
+        if self.keep_dtype:
+            return np.dtype(dtype)
+        return float_dtype(dtype)
+
+    def lower(self, ctx, x):
+        axis = "None" if self.axis is None else repr(self.axis)
+        return f"xp.{self.lowering}({x}, axis={axis}, keepdims={self.keepdims})"
+
+    def _expand(self, e: Expr, x: Expr) -> Expr:
+        """The reduced-shape node ``e`` (out or g) reshaped to keep the reduced axes as 1."""
+        return reshape(e, _kept_shape(x.shape, self.axis))
+
+    def _spread(self, e: Expr, x: Expr) -> Expr:
+        """``e`` broadcast back to the input's shape."""
+        return broadcast_to(self._expand(e, x), x.shape)
+
+
+class Sum(Reduce):
+    """Sum over ``axis``; gradient: g broadcast back over the summed axes."""
+
+    name, lowering = "sum", "sum"
+
+    def result_dtype(self, dtype):
+        dtype = np.dtype(dtype)
+        return np.dtype(np.int64) if dtype.kind in "biu" else dtype
+
+    def bprop(self, inputs, out, g):
+        return [self._spread(g, inputs[0])]
+
+    def jvp(self, inputs, out, tangents):
+        return apply(self, (tangents[0],))
+
+
+class Mean(Sum):
+    """Mean over ``axis``; gradient: the bprop of sum divided by the count."""
+
+    name, lowering = "mean", "mean"
+
+    def result_dtype(self, dtype):
+        return float_dtype(dtype)
+
+    def bprop(self, inputs, out, g):
+        x = inputs[0]
+        count = x.size // max(out.size, 1) if x.size else 1
+        return [Sum.bprop(self, inputs, out, g / count)[0]]
+
+
+class Max(Reduce):
+    """Max over ``axis``; the gradient is routed to the maximal entries, split equally among
+    ties (so max of a constant vector sends g/n to each)."""
+
+    name, lowering = "max", "max"
+
+    def bprop(self, inputs, out, g):
+        x = inputs[0]
+        one = const(1, dtype=float_dtype(x.dtype))
+        chosen = where(equal(x, self._expand(out, x)), one, 0)
+        count = apply(Sum(self.axis, keepdims=True), (chosen,))
+        return [chosen * (self._expand(g, x) / count)]
+
+
+class Min(Max):
+    """Min over ``axis``; gradient routed to the minimal entries, ties split equally."""
+
+    name, lowering = "min", "min"
+
+
+class Prod(Reduce):
+    """Product over ``axis``; gradient g * out / x (assumes no zero entries in x)."""
+
+    name, lowering = "prod", "prod"
+
+    def result_dtype(self, dtype):
+        return Sum.result_dtype(self, dtype)
+
+    def bprop(self, inputs, out, g):
+        x = inputs[0]
+        return [self._expand(g * out, x) / x]
+
+
+class Logsumexp(Reduce):
+    """log(sum(exp(x))) over ``axis``, computed with the max subtracted (never overflows);
+    gradient g * softmax(x) = g * exp(x - out)."""
+
+    name, lowering, keep_dtype = "logsumexp", "logsumexp", False
+
+    def bprop(self, inputs, out, g):
+        x = inputs[0]
+        return [self._expand(g, x) * exp(x - self._expand(out, x))]
+
+
+class Norm(Reduce):
+    """L2 norm sqrt(sum(x^2)) over ``axis`` (all entries by default: the Frobenius norm of a
+    matrix); gradient g x / out (undefined at x = 0, where it gives nan)."""
+
+    name, keep_dtype = "norm", False
+
+    def lower(self, ctx, x):
+        axis = "None" if self.axis is None else repr(self.axis)
+        return f"xp.sqrt(xp.sum(xp.square({x}), axis={axis}, keepdims={self.keepdims}))"
+
+    def bprop(self, inputs, out, g):
+        x = inputs[0]
+        return [x * (self._expand(g, x) / self._expand(out, x))]
+
+
+class Argmax(Op):
+    """Index of the maximum (flattened when ``axis`` is None), as NumPy; no gradient."""
+
+    name = "argmax"
+    differentiable = False
+
+    def __init__(self, axis=None):
+        super().__init__(axis=axis)
+
+    def infer(self, x):
+        if self.axis is None:
+            return (), np.dtype(np.int64)
+        return x.shape[:self.axis] + x.shape[self.axis + 1:], np.dtype(np.int64)
+
+    def lower(self, ctx, x):
+        return f"xp.argmax({x}, axis={self.axis!r})"
+
+
+def _reduction(cls):
+    def reduce(x, axis=None, keepdims=False) -> Expr:
+        x = as_expr(x)
+        axes = normalize_axis(axis, x.ndim, cls.name, x.shape)
+        return apply(cls(axes, keepdims), (x,))
+    reduce.__name__ = reduce.__qualname__ = cls.name
+    reduce.__doc__ = f"{cls.__doc__}\n\n``{cls.name}(x, axis=None, keepdims=False)``"
+    return reduce
+
+
+sum = _reduction(Sum)  # noqa: A001 (API name)
+mean = _reduction(Mean)
+max = _reduction(Max)  # noqa: A001
+min = _reduction(Min)  # noqa: A001
+prod = _reduction(Prod)
+logsumexp = _reduction(Logsumexp)
+
+
+def norm(x, axis=None, keepdims=False) -> Expr:
+    """L2 norm (Frobenius for a matrix when ``axis`` is None)."""
+    x = as_expr(x)
+    return apply(Norm(normalize_axis(axis, x.ndim, "norm", x.shape), keepdims), (x,))
+
+
+def argmax(x, axis=None) -> Expr:
+    """Index of the largest entry, as ``np.argmax``; no gradient."""
+    x = as_expr(x)
+    if axis is not None:
+        axis = normalize_axis(axis, x.ndim, "argmax", x.shape)
+        if len(axis) != 1:
+            raise ShapeError("argmax: axis must be a single int or None")
+        axis = axis[0]
+    return apply(Argmax(axis), (x,))
+

@@ -1,0 +1,450 @@
+"""Shape ops: transpose reshape broadcast_to concatenate stack take getitem, and the two
+scatter ops their gradients need (``scatter_add`` for take, ``index_add`` for indexing).
+
+Gather and scatter are each other's transposes: ``take`` back-propagates as ``scatter_add``
+(``np.add.at``), so repeated indices accumulate; that is how a word vector used twice in a window
+gets both gradients (CS224n), and the update to the embedding matrix stays sparse.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import DTypeError, ShapeError, fmt_shape
+from ..graph import Expr, apply, as_expr, const, normalize_shape
+from .base import Op, normalize_single_axis
+
+
+# ---------------------------------------------------------------------------------------------
+# transpose, reshape, broadcast_to
+# ---------------------------------------------------------------------------------------------
+class Transpose(Op):
+    """Permute axes (``axes`` a permutation); gradient: the inverse permutation of g."""
+
+    name = "transpose"
+
+    def __init__(self, axes):
+        super().__init__(axes=tuple(axes))
+
+    def infer(self, x):
+        if sorted(self.axes) != list(range(x.ndim)):
+            raise ShapeError(f"transpose: axes {self.axes} are not a permutation for shape "
+                             f"{fmt_shape(x.shape)}")
+        return tuple(x.shape[a] for a in self.axes), x.dtype
+
+    def lower(self, ctx, x):
+        if self.axes == tuple(reversed(range(len(self.axes)))):
+            return f"{x}.T"
+        return f"xp.transpose({x}, {self.axes!r})"
+
+    def bprop(self, inputs, out, g):
+        return [transpose(g, tuple(int(a) for a in np.argsort(self.axes)))]
+
+    def jvp(self, inputs, out, tangents):
+        return apply(self, (tangents[0],))
+
+
+def transpose(x, axes=None) -> Expr:
+    """Permute the axes of ``x`` (reverse them when ``axes`` is None, as ``x.T``)."""
+    x = as_expr(x)
+    axes = tuple(reversed(range(x.ndim))) if axes is None else tuple(
+        normalize_single_axis(a, x.ndim, "transpose", x.shape) for a in axes)
+    if axes == tuple(range(x.ndim)):
+        return x
+    if isinstance(x.op, Transpose):  # transpose of transpose: compose the permutations
+        inner = x.op.axes
+        return transpose(x.inputs[0], tuple(inner[a] for a in axes))
+    return apply(Transpose(axes), (x,))
+
+
+def swap_last_two(x: Expr) -> Expr:
+    """Matrix transpose of the last two axes (batched)."""
+    perm = tuple(range(x.ndim - 2)) + (x.ndim - 1, x.ndim - 2)
+    return transpose(x, perm)
+
+
+class Reshape(Op):
+    """Same entries, new shape (sizes agree); gradient: g reshaped back."""
+
+    name = "reshape"
+
+    def __init__(self, shape):
+        super().__init__(shape=tuple(shape))
+
+    def infer(self, x):
+        if int(np.prod(self.shape, dtype=np.int64)) != x.size:
+            raise ShapeError(f"reshape: cannot reshape {fmt_shape(x.shape)} into "
+                             f"{fmt_shape(self.shape)}")
+        return self.shape, x.dtype
+
+    def lower(self, ctx, x):
+        return f"xp.reshape({x}, {self.shape!r})"
+
+    def bprop(self, inputs, out, g):
+        return [reshape(g, inputs[0].shape)]
+
+    def jvp(self, inputs, out, tangents):
+        return apply(self, (tangents[0],))
+
+
+def reshape(x, shape) -> Expr:
+    """``x`` with a new shape; one entry may be -1 (inferred)."""
+    x = as_expr(x)
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    if sum(1 for d in shape if d == -1) > 1:
+        raise ShapeError(f"reshape: only one -1 allowed, got {shape}")
+    if -1 in shape:
+        known = int(np.prod([d for d in shape if d != -1], dtype=np.int64))
+        if known == 0 or x.size % known:
+            raise ShapeError(f"reshape: cannot reshape {fmt_shape(x.shape)} into {shape}")
+        shape = tuple(x.size // known if d == -1 else d for d in shape)
+    shape = normalize_shape(shape, "reshape shape")
+    if shape == x.shape:
+        return x
+    if isinstance(x.op, Reshape):  # reshape of reshape: one reshape
+        return reshape(x.inputs[0], shape)
+    if x.is_const:
+        return const(x.value.reshape(shape))
+    return apply(Reshape(shape), (x,))
+
+
+class BroadcastTo(Op):
+    """``x`` broadcast to ``shape`` (NumPy rules); gradient: g summed back to x's shape, which
+    grad.py does for every op, so the rule just passes g on."""
+
+    name = "broadcast_to"
+
+    def __init__(self, shape):
+        super().__init__(shape=tuple(shape))
+
+    def infer(self, x):
+        try:
+            ok = tuple(np.broadcast_shapes(x.shape, self.shape)) == self.shape
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ShapeError(f"broadcast_to: cannot broadcast {fmt_shape(x.shape)} to "
+                             f"{fmt_shape(self.shape)}")
+        return self.shape, x.dtype
+
+    def lower(self, ctx, x):
+        return f"xp.broadcast_to({x}, {self.shape!r})"
+
+    def bprop(self, inputs, out, g):
+        return [g]
+
+    def jvp(self, inputs, out, tangents):
+        return apply(self, (tangents[0],))
+
+
+def broadcast_to(x, shape) -> Expr:
+    """``x`` broadcast to ``shape``."""
+    x = as_expr(x)
+    shape = normalize_shape(shape, "broadcast_to shape")
+    if shape == x.shape:
+        return x
+    return apply(BroadcastTo(shape), (x,))
+
+
+# ---------------------------------------------------------------------------------------------
+# concatenate, stack
+# ---------------------------------------------------------------------------------------------
+class Concatenate(Op):
+    """Join along an existing ``axis``; gradient: the matching slice of g for each input."""
+
+    name = "concatenate"
+
+    def __init__(self, axis=0):
+        super().__init__(axis=axis)
+
+    def infer(self, *xs):
+        first = xs[0]
+        for other in xs[1:]:
+            same = (other.ndim == first.ndim and all(
+                a == b for i, (a, b) in enumerate(zip(first.shape, other.shape))
+                if i != self.axis))
+            if not same:
+                raise ShapeError(f"concatenate: shapes {fmt_shape(first.shape)} and "
+                                 f"{fmt_shape(other.shape)} differ off axis {self.axis}")
+        shape = list(first.shape)
+        shape[self.axis] = sum(x.shape[self.axis] for x in xs)
+        return tuple(shape), np.result_type(*[x.dtype for x in xs])
+
+    def lower(self, ctx, *xs):
+        return f"xp.concatenate(({', '.join(xs)},), axis={self.axis})"
+
+    def bprop(self, inputs, out, g):
+        grads, start = [], 0
+        lead = (slice(None),) * self.axis
+        for x in inputs:
+            stop = start + x.shape[self.axis]
+            grads.append(getitem(g, lead + (slice(start, stop),)))
+            start = stop
+        return grads
+
+
+def concatenate(xs, axis=0) -> Expr:
+    """Join a list of expressions along an existing axis."""
+    xs = _expr_list(xs, "concatenate")
+    if xs[0].ndim == 0:
+        raise ShapeError("concatenate: zero-dimensional inputs cannot be concatenated")
+    axis = normalize_single_axis(axis, xs[0].ndim, "concatenate", xs[0].shape)
+    return xs[0] if len(xs) == 1 else apply(Concatenate(axis), xs)
+
+
+class Stack(Op):
+    """Join equal shapes along a new ``axis``; gradient: slice i of g along that axis."""
+
+    name = "stack"
+
+    def __init__(self, axis=0):
+        super().__init__(axis=axis)
+
+    def infer(self, *xs):
+        for other in xs[1:]:
+            if other.shape != xs[0].shape:
+                raise ShapeError(f"stack: shapes {fmt_shape(xs[0].shape)} and "
+                                 f"{fmt_shape(other.shape)} differ")
+        shape = xs[0].shape[:self.axis] + (len(xs),) + xs[0].shape[self.axis:]
+        return shape, np.result_type(*[x.dtype for x in xs])
+
+    def lower(self, ctx, *xs):
+        return f"xp.stack(({', '.join(xs)},), axis={self.axis})"
+
+    def bprop(self, inputs, out, g):
+        lead = (slice(None),) * self.axis
+        return [getitem(g, lead + (i,)) for i in range(len(inputs))]
+
+
+def stack(xs, axis=0) -> Expr:
+    """Join a list of equally shaped expressions along a new axis."""
+    xs = _expr_list(xs, "stack")
+    axis = normalize_single_axis(axis, xs[0].ndim + 1, "stack", xs[0].shape)
+    return apply(Stack(axis), xs)
+
+
+def _expr_list(xs, opname) -> list[Expr]:
+    if isinstance(xs, Expr) or not isinstance(xs, (list, tuple)) or not xs:
+        raise ShapeError(f"{opname}: expects a non-empty list of expressions")
+    return [as_expr(x) for x in xs]
+
+
+# ---------------------------------------------------------------------------------------------
+# take (gather) and scatter_add
+# ---------------------------------------------------------------------------------------------
+def _check_indices(indices: Expr, size: int, opname: str, shape: tuple):
+    if indices.dtype.kind not in "iu":
+        raise DTypeError(f"{opname}: indices must be integers, got {indices.dtype}")
+    if indices.is_const and indices.size and (
+            indices.value.max() >= size or indices.value.min() < -size):
+        raise ShapeError(f"{opname}: index out of range for axis of size {size} "
+                         f"(shape {fmt_shape(shape)})")
+
+
+class Take(Op):
+    """Gather entries of x along ``axis`` at integer ``indices`` (an input node, so indices may
+    vary per call); gradient: scatter-add of g into zeros of x's shape (repeats accumulate)."""
+
+    name = "take"
+
+    def __init__(self, axis=0):
+        super().__init__(axis=axis)
+
+    def infer(self, x, indices):
+        _check_indices(indices, x.shape[self.axis], "take", x.shape)
+        shape = x.shape[:self.axis] + indices.shape + x.shape[self.axis + 1:]
+        return shape, x.dtype
+
+    def lower(self, ctx, x, indices):
+        return f"xp.take({x}, {indices}, axis={self.axis})"
+
+    def bprop(self, inputs, out, g):
+        x, indices = inputs
+        return [apply(ScatterAdd(x.shape, self.axis), (g, indices)), None]
+
+    def jvp(self, inputs, out, tangents):
+        return apply(self, (tangents[0], inputs[1]))
+
+
+class ScatterAdd(Op):
+    """Zeros of ``shape`` with g added at ``indices`` along ``axis`` (``np.add.at``): the
+    transpose of take; gradient: take of the upstream gradient."""
+
+    name = "scatter_add"
+
+    def __init__(self, shape, axis=0):
+        super().__init__(shape=tuple(shape), axis=axis)
+
+    def infer(self, g, indices):
+        _check_indices(indices, self.shape[self.axis], "scatter_add", self.shape)
+        want = self.shape[:self.axis] + indices.shape + self.shape[self.axis + 1:]
+        if g.shape != want:
+            raise ShapeError(f"scatter_add: values of shape {fmt_shape(g.shape)} do not fit "
+                             f"indices {fmt_shape(indices.shape)} into {fmt_shape(self.shape)}")
+        return self.shape, g.dtype
+
+    def lower(self, ctx, g, indices):
+        return f"xp.scatter_add({g}, {indices}, {self.shape!r}, {self.axis})"
+
+    def bprop(self, inputs, out, g):
+        return [take(g, inputs[1], self.axis), None]
+
+    def jvp(self, inputs, out, tangents):
+        return apply(self, (tangents[0], inputs[1]))
+
+
+def take(x, indices, axis=0) -> Expr:
+    """Gather ``x`` at integer ``indices`` along ``axis`` (as ``np.take``; repeats allowed)."""
+    x = as_expr(x)
+    if x.ndim == 0:
+        raise ShapeError("take: cannot index a scalar")
+    indices = as_expr(np.asarray(indices) if not isinstance(indices, Expr) else indices)
+    axis = normalize_single_axis(axis, x.ndim, "take", x.shape)
+    return apply(Take(axis), (x, indices))
+
+
+# ---------------------------------------------------------------------------------------------
+# x[index]: ints, slices, None, Ellipsis and constant integer arrays
+# ---------------------------------------------------------------------------------------------
+def _encode_index(index) -> tuple:
+    """A hashable spec of a NumPy index (slices are not hashable before Python 3.12)."""
+    items = index if isinstance(index, tuple) else (index,)
+    spec = []
+    for item in items:
+        if isinstance(item, (bool, np.bool_)):
+            raise ShapeError("indexing with a bare boolean is not supported")
+        if isinstance(item, (int, np.integer)):
+            spec.append(("int", int(item)))
+        elif isinstance(item, slice):
+            parts = (item.start, item.stop, item.step)
+            if not all(p is None or isinstance(p, (int, np.integer)) for p in parts):
+                raise ShapeError(f"slice bounds must be ints, got {item!r}")
+            spec.append(("slice",) + tuple(None if p is None else int(p) for p in parts))
+        elif item is None:
+            spec.append(("newaxis",))
+        elif item is Ellipsis:
+            spec.append(("ellipsis",))
+        elif isinstance(item, Expr):
+            raise ShapeError("an expression as an index is supported only alone, as x[i] "
+                             "(a gather: take(x, i, axis=0)); use take for other axes")
+        else:
+            arr = np.asarray(item)
+            if arr.dtype == bool:
+                arr = np.nonzero(arr)[0] if arr.ndim == 1 else None
+            if arr is None or arr.dtype.kind not in "iu":
+                raise ShapeError(f"unsupported index {item!r}: use ints, slices, None, ... "
+                                 f"or integer arrays")
+            spec.append(("array", arr.shape, tuple(int(v) for v in arr.ravel())))
+    return tuple(spec)
+
+
+def decode_index(spec: tuple) -> tuple:
+    """The NumPy index object of a spec made by ``_encode_index``."""
+    out = []
+    for item in spec:
+        kind = item[0]
+        if kind == "int":
+            out.append(item[1])
+        elif kind == "slice":
+            out.append(slice(*item[1:]))
+        elif kind == "newaxis":
+            out.append(None)
+        elif kind == "ellipsis":
+            out.append(Ellipsis)
+        else:
+            out.append(np.array(item[2], dtype=np.int64).reshape(item[1]))
+    return tuple(out)
+
+
+def _index_shape(shape: tuple, spec: tuple) -> tuple:
+    """Shape of ``x[index]``, found by indexing a zero-stride stand-in (no memory)."""
+    dummy = np.lib.stride_tricks.as_strided(np.zeros(1, dtype=bool), shape=shape,
+                                            strides=(0,) * len(shape))
+    try:
+        return dummy[decode_index(spec)].shape
+    except IndexError as exc:
+        raise ShapeError(f"index {_spec_text(spec)} does not fit shape {fmt_shape(shape)}: "
+                         f"{exc}") from None
+
+
+def _spec_text(spec: tuple) -> str:
+    parts = []
+    for item in spec:
+        if item[0] == "int":
+            parts.append(str(item[1]))
+        elif item[0] == "slice":
+            start, stop, step = ("" if p is None else str(p) for p in item[1:])
+            parts.append(f"{start}:{stop}" + (f":{step}" if step else ""))
+        elif item[0] == "newaxis":
+            parts.append("None")
+        elif item[0] == "ellipsis":
+            parts.append("...")
+        else:
+            parts.append(str(list(item[2])) if len(item[2]) <= 8 else "[...]")
+    return "[" + ", ".join(parts) + "]"
+
+
+class Index(Op):
+    """``x[index]`` with a constant index; gradient: g added into zeros of x's shape at the
+    same index (``index_add``), so repeated array indices accumulate."""
+
+    name = "getitem"
+
+    def __init__(self, spec):
+        super().__init__(spec=spec)
+
+    def infer(self, x):
+        return _index_shape(x.shape, self.spec), x.dtype
+
+    def lower(self, ctx, x):
+        return f"{x}[{ctx.const(decode_index(self.spec))}]"
+
+    def params_text(self):
+        return _spec_text(self.spec)
+
+    def bprop(self, inputs, out, g):
+        return [apply(IndexAdd(self.spec, inputs[0].shape), (g,))]
+
+    def jvp(self, inputs, out, tangents):
+        return apply(self, (tangents[0],))
+
+
+class IndexAdd(Op):
+    """Zeros of ``shape`` with g added at a constant index: the transpose of ``x[index]``;
+    gradient: the same index applied to the upstream gradient."""
+
+    name = "index_add"
+
+    def __init__(self, spec, shape):
+        super().__init__(spec=spec, shape=tuple(shape))
+
+    def infer(self, g):
+        want = _index_shape(self.shape, self.spec)
+        if g.shape != want:
+            raise ShapeError(f"index_add: values of shape {fmt_shape(g.shape)} do not fit "
+                             f"{_spec_text(self.spec)} of {fmt_shape(self.shape)} "
+                             f"(expects {fmt_shape(want)})")
+        return self.shape, g.dtype
+
+    def lower(self, ctx, g):
+        return f"xp.index_add({g}, {ctx.const(decode_index(self.spec))}, {self.shape!r})"
+
+    def params_text(self):
+        return f"{_spec_text(self.spec)}, shape={self.shape!r}"
+
+    def bprop(self, inputs, out, g):
+        return [apply(Index(self.spec), (g,))]
+
+    def jvp(self, inputs, out, tangents):
+        return apply(self, (tangents[0],))
+
+
+def getitem(x, index) -> Expr:
+    """``x[index]``: ints, slices, None, Ellipsis, integer arrays (gather); an integer
+    expression alone as the index is ``take(x, index, axis=0)``."""
+    x = as_expr(x)
+    if isinstance(index, Expr):
+        return take(x, index, axis=0)
+    spec = _encode_index(index)
+    if all(item == ("slice", None, None, None) for item in spec):
+        return x
+    return apply(Index(spec), (x,))
