@@ -53,10 +53,14 @@ def _literal(value: np.ndarray) -> str | None:
     return None
 
 
+_DTYPE_NAMES = {np.dtype(d): str(np.dtype(d)) for d in ("float64", "float32", "int64", "int32",
+                                                         "bool")}
+
+
 def _describe(node: Expr) -> str:
-    shape = fmt_shape(node.shape)
+    """The comment after a statement: shape, dtype and, for a gradient, what it is."""
     tag = f"  {node.label}" if node.label else ""
-    return f"{shape} {node.dtype}{tag}"
+    return f"{node.shape} {_DTYPE_NAMES.get(node.dtype, node.dtype)}{tag}"
 
 
 def generate(outputs: Sequence[Expr], inputs: Sequence[Expr], name: str = "symdiff_fn"):

@@ -84,7 +84,7 @@ class Mean(Sum):
 
     def bprop(self, inputs, out, g):
         x = inputs[0]
-        count = x.size // max(out.size, 1) if x.size else 1
+        count = x.size // out.size if out.size else 1
         return [Sum.bprop(self, inputs, out, g / count)[0]]
 
 
