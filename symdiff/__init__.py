@@ -16,7 +16,9 @@ from .ops import (  # noqa: F401
     square, stack, stop_gradient, sum, take, tan, tanh, transpose, where)
 from .grad import grad, hessian, hvp, jacobian, jvp, vjp  # noqa: F401
 from .lower import compile, compile_grad  # noqa: F401
-from .inspect import pretty, to_dot  # noqa: F401
+from .inspect import pretty, to_dot, to_latex  # noqa: F401
+from .explain import explain  # noqa: F401
+from .render import render  # noqa: F401
 from .check import check_grad  # noqa: F401
 from .parse import parse  # noqa: F401
 from .sympy_io import from_sympy, to_sympy  # noqa: F401

@@ -59,14 +59,15 @@ def _undefined(node: Expr, targets: Sequence[Expr]) -> UndefinedGradientError:
         f"constant")
 
 
-def backprop(y: Expr, targets: Sequence[Expr], seed: Expr) -> dict[int, Expr]:
+def backprop(y: Expr, targets: Sequence[Expr], seed: Expr, on_edge=None) -> dict[int, Expr]:
     """Goodfellow's algorithm 6.5 with build_grad (6.6), in its iterative form.
 
     Prunes the graph to G' (ancestors of ``y`` that descend from a target), sets
     ``grad_table[y] = seed``, then visits G' in reverse topological order: when a node is
     reached, every consumer has already sent its contribution ``op.bprop(...)``, so the node's
     gradient is their sum (the memoized recursion of build_grad, unrolled). Returns id(node) ->
-    gradient for the nodes of G' that received one.
+    gradient for the nodes of G' that received one. ``on_edge(node, position, g, contribution)``,
+    if given, is told of every edge the gradient crosses (used by ``explain``).
     """
     order = toposort([y])
     needed = _depends_on(order, targets)
@@ -85,10 +86,14 @@ def backprop(y: Expr, targets: Sequence[Expr], seed: Expr) -> dict[int, Expr]:
                 continue
             if not node.op.differentiable:
                 raise _undefined(node, targets)
-            for inp, c in zip(node.inputs, node.op.bprop(node.inputs, node, g)):
+            contributions = node.op.bprop(node.inputs, node, g)
+            for position, (inp, c) in enumerate(zip(node.inputs, contributions)):
                 if c is None or id(inp) not in needed:
                     continue
-                pending.setdefault(id(inp), []).append(unbroadcast(c, inp.shape))
+                c = unbroadcast(c, inp.shape)
+                if on_edge is not None:
+                    on_edge(node, position, g, c)
+                pending.setdefault(id(inp), []).append(c)
     return table
 
 

@@ -93,6 +93,11 @@ class Expr:
         from .inspect import repr_latex
         return repr_latex(self)
 
+    def _repr_svg_(self):
+        from .inspect import to_dot
+        from .render import dot_to_svg_or_none
+        return dot_to_svg_or_none(to_dot(self))
+
     # -- operators (NumPy semantics; numbers and arrays on either side become constants) -----
     def __add__(self, other): return _ops.add(self, other)
     def __radd__(self, other): return _ops.add(other, self)

@@ -1,41 +1,37 @@
-"""Looking at graphs: infix text (``str``), a one-line-per-node listing (``pretty``) and Graphviz
-DOT source (``to_dot``). Everything walks the topological order, never recursion.
+"""Looking at graphs: infix text (``str``), a one-line-per-node listing (``pretty``), Graphviz
+DOT source (``to_dot``) and LaTeX (``to_latex``). Everything walks the topological order, never
+recursion.
 
-Infix text expands shared nodes, which can blow up exponentially on a DAG, so ``infix`` stops
-at a bounded tree size and says so; ``pretty`` lists each node once and scales to any size.
-Nodes that build_grad added carry ``role == "grad"`` (and gradient results a ``label`` such as
-``dJ/dW1``): ``pretty`` and ``to_dot`` tell them apart from the forward graph.
+Infix text expands shared nodes, which can blow up exponentially on a DAG, so ``infix`` stops at
+a bounded tree size and says so, and ``bounded_infix`` truncates every node's text to a width in
+one linear pass (used for comments in generated code). ``pretty`` lists each node once and scales
+to any size. Nodes that build_grad added carry ``role == "grad"`` and gradient results a
+``label`` such as ``dJ/dW1``: ``pretty`` names those ``g_W1`` and ``to_dot`` draws the gradient
+beside the forward graph in another colour, as in Goodfellow's Fig. 6.10.
 """
 from __future__ import annotations
+
+import re
 
 import numpy as np
 
 from .errors import fmt_shape
 from .graph import Expr, toposort
-from .ops.base import PREC_ATOM, PREC_POW, PREC_UNARY
+from .ops.base import PREC_ATOM, PREC_MUL, PREC_POW, PREC_UNARY
 
 INFIX_TREE_LIMIT = 3000  # expanded tree size beyond which str() summarizes
 
 
-def _number(value: np.ndarray) -> str:
-    return repr(value.item())
-
-
+# ---------------------------------------------------------------------------------------------
+# infix text
+# ---------------------------------------------------------------------------------------------
 def const_text(node: Expr) -> str:
     """A constant as text: the number, a short list, or ``const(shape)``."""
     if node.shape == ():
-        return _number(node.value)
+        return repr(node.value.item())
     if node.size <= 6:
         return repr(node.value.tolist())
     return f"const{fmt_shape(node.shape)}"
-
-
-def _tree_sizes(order):
-    size: dict[int, int] = {}
-    for node in order:
-        size[id(node)] = min(INFIX_TREE_LIMIT + 1,
-                             1 + sum(size[id(i)] for i in node.inputs))
-    return size
 
 
 def _call_text(node: Expr, args: list[str]) -> str:
@@ -49,6 +45,35 @@ def _call_text(node: Expr, args: list[str]) -> str:
     return f"{op.name}({inner})"
 
 
+def _node_infix(node: Expr, parts: list[tuple[str, int]]) -> tuple[str, int]:
+    """The text and precedence of ``node`` from its inputs' (text, precedence)."""
+    if node.is_var:
+        return node.name, PREC_ATOM
+    if node.is_const:
+        s = const_text(node)
+        return s, (PREC_UNARY if s.startswith("-") else PREC_ATOM)
+    op = node.op
+    if op.symbol and len(parts) == 1:
+        s, p = parts[0]
+        return f"{op.symbol}{f'({s})' if p < op.precedence else s}", op.precedence
+    if op.symbol and len(parts) == 2:
+        (ls, lp), (rs, rp) = parts
+        prec = op.precedence
+        if lp < prec or (prec == PREC_POW and lp == prec):
+            ls = f"({ls})"
+        if rp < prec or (rp == prec and prec != PREC_POW and op.name not in ("add", "multiply")):
+            rs = f"({rs})"
+        return f"{ls} {op.symbol} {rs}", prec
+    return _call_text(node, [s for s, _ in parts]), PREC_ATOM
+
+
+def _tree_sizes(order) -> dict[int, int]:
+    size: dict[int, int] = {}
+    for node in order:
+        size[id(node)] = min(INFIX_TREE_LIMIT + 1, 1 + sum(size[id(i)] for i in node.inputs))
+    return size
+
+
 def infix(expr: Expr) -> str:
     """Python-style infix text of ``expr`` (what ``str`` returns)."""
     order = toposort([expr])
@@ -57,36 +82,23 @@ def infix(expr: Expr) -> str:
                 f"{len(order)} nodes, too large to print inline; see sd.pretty>")
     text: dict[int, tuple[str, int]] = {}
     for node in order:
-        if node.is_var:
-            text[id(node)] = (node.name, PREC_ATOM)
-            continue
-        if node.is_const:
-            s = const_text(node)
-            text[id(node)] = (s, PREC_ATOM if not s.startswith("-") else PREC_UNARY)
-            continue
-        op = node.op
-        parts = [text[id(i)] for i in node.inputs]
-        if op.symbol and len(parts) == 1:
-            s, p = parts[0]
-            inner = f"({s})" if p < op.precedence else s
-            text[id(node)] = (f"{op.symbol}{inner}", op.precedence)
-        elif op.symbol and len(parts) == 2:
-            (ls, lp), (rs, rp) = parts
-            prec = op.precedence
-            left_paren = lp < prec or (prec == PREC_POW and lp == prec)
-            right_paren = rp < prec or (rp == prec and prec != PREC_POW
-                                        and op.name not in ("add", "multiply"))
-            ls = f"({ls})" if left_paren else ls
-            rs = f"({rs})" if right_paren else rs
-            text[id(node)] = (f"{ls} {op.symbol} {rs}", prec)
-        else:
-            text[id(node)] = (_call_text(node, [s for s, _ in parts]), PREC_ATOM)
+        text[id(node)] = _node_infix(node, [text[id(i)] for i in node.inputs])
     return text[id(expr)][0]
 
 
+def bounded_infix(order, width: int = 60) -> dict[int, str]:
+    """id(node) -> infix text cut to ``width`` characters, for every node of ``order`` in one
+    linear pass (inputs' texts are cut before they are combined)."""
+    text: dict[int, tuple[str, int]] = {}
+    for node in order:
+        s, p = _node_infix(node, [text[id(i)] for i in node.inputs])
+        text[id(node)] = (s if len(s) <= width else s[:width - 3] + "...", p)
+    return {k: s for k, (s, _) in text.items()}
+
+
 def infix_short(expr: Expr, width: int = 80) -> str:
-    s = infix(expr)
-    return s if len(s) <= width else s[:width - 3] + "..."
+    """Infix text of ``expr`` cut to ``width`` characters."""
+    return bounded_infix(toposort([expr]), width)[id(expr)]
 
 
 def short_repr(expr: Expr) -> str:
@@ -95,40 +107,47 @@ def short_repr(expr: Expr) -> str:
     return f"<Expr {head} {fmt_shape(expr.shape)} {expr.dtype}: {infix_short(expr, 60)}>"
 
 
-def repr_latex(expr: Expr):
-    """LaTeX for Jupyter when the graph is scalar (through SymPy), else None."""
-    if any(n.shape != () for n in toposort([expr])):
-        return None
-    try:
-        import sympy
-        from .sympy_io import to_sympy
-        return "$" + sympy.latex(to_sympy(expr)) + "$"
-    except Exception:  # display only: fall back to the plain repr
-        return None
-
-
-def _names(order) -> dict[int, str]:
-    """SSA names: variables by name, constants c0.., other nodes t0.."""
+# ---------------------------------------------------------------------------------------------
+# pretty: one line per node
+# ---------------------------------------------------------------------------------------------
+def node_names(order) -> dict[int, str]:
+    """SSA names: variables by name, gradient results ``g_<var>``, constants c0.., others
+    t0.. (a name is never reused)."""
     names: dict[int, str] = {}
+    taken = {n.name for n in order if n.is_var}
     counters = {"c": 0, "t": 0}
     for node in order:
         if node.is_var:
             names[id(node)] = node.name
-        else:
-            kind = "c" if node.is_const else "t"
-            names[id(node)] = f"{kind}{counters[kind]}"
+            continue
+        label = node.label or ""
+        wanted = "g_" + label[4:] if label.startswith("dJ/d") and label[4:].isidentifier() else ""
+        if wanted and wanted not in taken:
+            names[id(node)] = wanted
+            taken.add(wanted)
+            continue
+        kind = "c" if node.is_const else "t"
+        while f"{kind}{counters[kind]}" in taken:
             counters[kind] += 1
+        names[id(node)] = f"{kind}{counters[kind]}"
+        counters[kind] += 1
     return names
 
 
 def pretty(*exprs: Expr) -> str:
     """One line per node in topological order: SSA name, op and inputs, shape and dtype;
-    gradient nodes marked ``[grad]`` with the derivative they hold; outputs listed last."""
+    gradient nodes marked ``[grad]``, gradient results named ``g_W`` with ``# dJ/dW``.
+
+    >>> import symdiff as sd
+    >>> x = sd.var("x"); print(sd.pretty(sd.sin(x)))
+         x = var                                      # () float64
+        t0 = sin(x)                                   # () float64
+    return t0
+    """
     order = toposort(exprs)
-    names = _names(order)
+    names = node_names(order)
     lines = []
     for node in order:
-        name = names[id(node)]
         if node.is_var:
             rhs = "var"
         elif node.is_const:
@@ -140,29 +159,48 @@ def pretty(*exprs: Expr) -> str:
         note = "  [grad]" if node.role == "grad" else ""
         if node.label:
             note += f" {node.label}"
-        lines.append(f"{name:>6} = {rhs:<44} # {fmt_shape(node.shape)} {node.dtype}{note}")
+        lines.append(f"{names[id(node)]:>6} = {rhs:<38} # {fmt_shape(node.shape)} "
+                     f"{node.dtype}{note}")
     lines.append("return " + ", ".join(names[id(e)] for e in exprs))
     return "\n".join(lines)
 
 
+# ---------------------------------------------------------------------------------------------
+# DOT
+# ---------------------------------------------------------------------------------------------
 def _dot_escape(text: str) -> str:
     """Quotes escaped for a DOT string (labels hold no other special characters)."""
     return text.replace('"', '\\"')
 
 
+def _layer(name: str) -> str | None:
+    """The layer a variable belongs to by its name (W1, b1 -> "1"), if any."""
+    match = re.search(r"(\d+)$", name)
+    return match.group(1) if match else None
+
+
 def to_dot(*exprs: Expr) -> str:
-    """Graphviz DOT source: inputs as ellipses, constants as plain text, forward ops as boxes,
-    gradient nodes (added by build_grad) in another colour, outputs with a double border."""
+    """Graphviz DOT source in the style of Goodfellow's Fig. 6.10: the forward graph in one
+    cluster, the nodes build_grad added in another colour beside it; inputs as ellipses
+    (grouped per layer when names end in a layer number, e.g. W1, b1), constants as plain text,
+    outputs with a double border."""
     order = toposort(exprs)
-    names = _names(order)
+    names = node_names(order)
     outputs = {id(e) for e in exprs}
-    lines = ["digraph symdiff {", "  rankdir=BT;",
-             '  node [fontname="Helvetica", fontsize=11];']
+    groups: dict[str, list[str]] = {"forward": [], "grad": []}
+    layers: dict[str, list[str]] = {}
+    lines = ["digraph symdiff {", "  rankdir=BT;", "  newrank=true;",
+             '  node [fontname="Helvetica", fontsize=11];',
+             '  edge [color="#555555", arrowsize=0.6];']
     for node in order:
+        name = names[id(node)]
         if node.is_var:
             label, style = node.name, 'shape=ellipse, style=filled, fillcolor="#dbe9f6"'
+            layer = _layer(node.name)
+            if layer:
+                layers.setdefault(layer, []).append(name)
         elif node.is_const:
-            label, style = const_text(node), "shape=plaintext"
+            label, style = const_text(node), 'shape=plaintext, fontcolor="#666666"'
         else:
             extra = node.op.params_text()
             label = node.op.name + (f"\\n{extra}" if extra else "")
@@ -170,15 +208,105 @@ def to_dot(*exprs: Expr) -> str:
                 style = 'shape=box, style="rounded,filled", fillcolor="#fde2c8", color="#d9822b"'
             else:
                 style = 'shape=box, style="rounded,filled", fillcolor="#eeeeee"'
+            groups["grad" if node.role == "grad" else "forward"].append(name)
         if node.label:
             label += f"\\n{node.label}"
         if node.shape:
             label += f"\\n{fmt_shape(node.shape)}"
         if id(node) in outputs:
             style += ", peripheries=2"
-        lines.append(f'  {names[id(node)]} [label="{_dot_escape(label)}", {style}];')
+        lines.append(f'  {name} [label="{_dot_escape(label)}", {style}];')
+    for key, title, colour in (("forward", "forward", "#999999"),
+                               ("grad", "gradient (added by build_grad)", "#d9822b")):
+        if groups[key]:
+            lines.append(f'  subgraph cluster_{key} {{ label="{title}"; color="{colour}"; '
+                         f'fontcolor="{colour}"; style=dashed; {"; ".join(groups[key])}; }}')
+    for layer, members in sorted(layers.items()):
+        lines.append(f'  subgraph cluster_layer{layer} {{ label="layer {layer}"; '
+                     f'color="#4a7ab5"; style=dotted; {"; ".join(members)}; }}')
+    for node in order:
         for inp in node.inputs:
             edge = ' [color="#d9822b"]' if node.role == "grad" else ""
             lines.append(f"  {names[id(inp)]} -> {names[id(node)]}{edge};")
     lines.append("}")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# LaTeX
+# ---------------------------------------------------------------------------------------------
+_LATEX_FUNCS = {"exp": r"\exp", "log": r"\log", "sin": r"\sin", "cos": r"\cos", "tan": r"\tan",
+                "tanh": r"\tanh", "sigmoid": r"\sigma", "max": r"\max", "min": r"\min"}
+
+
+def _latex_name(name: str) -> str:
+    match = re.fullmatch(r"([A-Za-z]+)_?(\d+)", name)
+    base, sub = (match.group(1), match.group(2)) if match else (name.replace("_", r"\_"), "")
+    greek = {"alpha", "beta", "gamma", "delta", "lambda", "mu", "sigma", "theta", "eta"}
+    base = "\\" + base if base in greek else base
+    return f"{base}_{{{sub}}}" if sub else base
+
+
+def _tensor_latex(expr: Expr) -> str:
+    """Matrix-calculus style LaTeX: ``W x`` for matmul, ``^\\top``, ``\\odot`` for elementwise
+    products of tensors, ``\\sum`` for sums."""
+    order = toposort([expr])
+    if _tree_sizes(order)[id(expr)] > INFIX_TREE_LIMIT:
+        return r"\text{(graph too large)}"
+    text: dict[int, tuple[str, int]] = {}
+    for node in order:
+        parts = [text[id(i)] for i in node.inputs]
+        wrap = [f"\\left({s}\\right)" if p < PREC_ATOM else s for s, p in parts]
+        if node.is_var:
+            text[id(node)] = (_latex_name(node.name), PREC_ATOM)
+        elif node.is_const:
+            s = const_text(node) if node.shape == () else r"\mathbf{c}"
+            text[id(node)] = (s, PREC_ATOM)
+        else:
+            name = node.op.name
+            if name in ("add", "subtract"):
+                rs = wrap[1] if name == "subtract" and parts[1][1] <= 30 else parts[1][0]
+                text[id(node)] = (f"{parts[0][0]} {'+' if name == 'add' else '-'} {rs}", 30)
+            elif name == "multiply":
+                sep = r" \odot " if node.inputs[0].ndim and node.inputs[1].ndim else " "
+                ms = [s if p >= PREC_MUL else f"\\left({s}\\right)" for s, p in parts]
+                text[id(node)] = (sep.join(ms), PREC_MUL)
+            elif name in ("matmul", "dot"):
+                ms = [s if p >= PREC_MUL else f"\\left({s}\\right)" for s, p in parts]
+                text[id(node)] = (" ".join(ms), PREC_MUL)
+            elif name == "divide":
+                text[id(node)] = (f"\\frac{{{parts[0][0]}}}{{{parts[1][0]}}}", PREC_ATOM)
+            elif name == "negative":
+                text[id(node)] = (f"-{wrap[0]}", PREC_UNARY)
+            elif name == "transpose":
+                text[id(node)] = (f"{wrap[0]}^\\top", PREC_ATOM)
+            elif name in ("square", "power"):
+                exponent = "2" if name == "square" else parts[1][0]
+                text[id(node)] = (f"{wrap[0]}^{{{exponent}}}", PREC_POW)
+            elif name == "sum":
+                text[id(node)] = (f"\\sum {wrap[0]}", PREC_MUL)
+            elif name == "sqrt":
+                text[id(node)] = (f"\\sqrt{{{parts[0][0]}}}", PREC_ATOM)
+            else:
+                func = _LATEX_FUNCS.get(name, f"\\operatorname{{{name}}}")
+                args = ", ".join(s for s, _ in parts)
+                text[id(node)] = (f"{func}\\left({args}\\right)", PREC_ATOM)
+    return text[id(expr)][0]
+
+
+def to_latex(expr: Expr) -> str:
+    """LaTeX of ``expr``: through SymPy for scalar graphs, else matrix-calculus notation
+    (``W x + b``, ``\\delta x^\\top``, ``\\odot`` for elementwise products)."""
+    if all(n.shape == () for n in toposort([expr])):
+        import sympy
+        from .sympy_io import to_sympy
+        return sympy.latex(to_sympy(expr))
+    return _tensor_latex(expr)
+
+
+def repr_latex(expr: Expr):
+    """LaTeX for Jupyter (``$...$``), or None when it cannot be made."""
+    try:
+        return "$" + to_latex(expr) + "$"
+    except Exception:  # display only: Jupyter falls back to the plain repr
+        return None

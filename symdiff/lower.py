@@ -20,6 +20,7 @@ import numpy as np
 
 from .errors import InputError, SymdiffError, fmt_shape
 from .graph import Expr, as_expr, toposort, variables_of
+from .inspect import bounded_infix
 from .kernels import numpy_namespace
 
 _counter = itertools.count()
@@ -57,10 +58,11 @@ _DTYPE_NAMES = {np.dtype(d): str(np.dtype(d)) for d in ("float64", "float32", "i
                                                          "bool")}
 
 
-def _describe(node: Expr) -> str:
-    """The comment after a statement: shape, dtype and, for a gradient, what it is."""
-    tag = f"  {node.label}" if node.label else ""
-    return f"{node.shape} {_DTYPE_NAMES.get(node.dtype, node.dtype)}{tag}"
+def _describe(node: Expr, text: str) -> str:
+    """The comment after a statement: what the node computes, shape and dtype, and for a
+    gradient result which derivative it is (``dJ/dW1 = ...``)."""
+    head = f"{node.label} = {text}" if node.label else text
+    return f"{head}  {node.shape} {_DTYPE_NAMES.get(node.dtype, node.dtype)}"
 
 
 def generate(outputs: Sequence[Expr], inputs: Sequence[Expr], name: str = "symdiff_fn"):
@@ -108,8 +110,9 @@ def generate(outputs: Sequence[Expr], inputs: Sequence[Expr], name: str = "symdi
             dead_after.setdefault(index, []).append(tname)
 
     body = list(header)
+    readable = bounded_infix(order, width=48)
     for index, (node, text) in enumerate(statements):
-        body.append(f"    {text:<40}  # {_describe(node)}")
+        body.append(f"    {text:<36}  # {_describe(node, readable[id(node)])}")
         if index in dead_after:
             body.append(f"    del {', '.join(sorted(dead_after[index]))}")
     results = []

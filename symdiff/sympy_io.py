@@ -1,2 +1,553 @@
-def to_sympy(e): raise NotImplementedError
-def from_sympy(e, shapes=None): raise NotImplementedError
+"""The SymPy bridge: ``to_sympy`` turns a scalar graph into a SymPy expression and
+``from_sympy`` turns a SymPy expression into a graph.
+
+SymPy is the project's independent oracle: ``sympy.diff(to_sympy(y), X)`` must agree with
+``to_sympy(sd.grad(y, x))``. So ``to_sympy`` writes each op as its plain mathematical
+definition (``sigmoid`` as ``1/(1 + exp(-x))``, ``relu`` as ``Max(0, x)``, ``leaky_relu`` as a
+``Piecewise``), never as an opaque function, and float constants that are exact binary fractions
+(``2.0``, ``0.5``) become exact SymPy Integers/Rationals so that SymPy can simplify them.
+
+Both directions walk iteratively: ``to_sympy`` over ``toposort`` of the graph, ``from_sympy``
+over an explicit stack of the SymPy tree, so a 10,000-deep chain converts without recursion in
+this module (SymPy's own printers may still recurse on such an expression).
+
+Design choices a reader might question:
+
+- Only scalar graphs convert: a SymPy expression has no shapes. Any node of another shape
+  raises ``ShapeError`` naming it. ``from_sympy`` takes ``shapes`` for its symbols, so a SymPy
+  formula can be applied elementwise to arrays.
+- Booleans: comparisons become SymPy relationals. Where a relational is used as a number (a mask
+  multiplied by something) it becomes ``Piecewise((1, rel), (0, True))``; where a number is used
+  as a condition (``where``) it becomes ``Ne(c, 0)``.
+- ``round`` (NumPy rounds half to even) has no SymPy counterpart, so it maps to an undefined
+  function named ``round`` that carries NumPy's rounding for ``lambdify`` and ``evalf``.
+- ``stop_gradient`` is the identity: SymPy sees values, not gradient flow. So the SymPy
+  derivative of a graph containing ``stop_gradient`` differs from ``sd.grad`` by design.
+- SymPy is imported on first use, so ``import symdiff`` stays fast.
+"""
+from __future__ import annotations
+
+import functools
+import keyword
+import math
+from fractions import Fraction
+from typing import Callable
+
+import numpy as np
+
+from . import ops
+from .errors import ShapeError, SymdiffError, fmt_shape
+from .graph import Expr, const, toposort, var
+
+# Ops whose single input, on a scalar graph, is passed through unchanged (shape ops to (),
+# reductions of a 0-d value, stop_gradient). ``as_number``: the value is used as a number.
+_IDENTITY_OPS = {
+    "stop_gradient": False, "reshape": False, "broadcast_to": False, "transpose": False,
+    "getitem": False, "index_add": False, "max": False, "min": False,
+    "sum": True, "mean": True, "prod": True, "logsumexp": True,
+}
+
+# Names an undefined SymPy function (``sympy.Function("relu")(x)``) may carry in from_sympy.
+_UNARY_FUNCTION_NAMES = (
+    "exp log log1p expm1 sqrt square abs sin cos tan tanh sigmoid softplus relu floor round "
+    "sign stop_gradient negative").split()
+
+
+# ---------------------------------------------------------------------------------------------
+# SymPy, imported lazily, and the tables built from it
+# ---------------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=None)
+def _sympy():
+    import sympy
+    return sympy
+
+
+@functools.lru_cache(maxsize=None)
+def _round_function():
+    """``round``: an undefined SymPy function carrying NumPy's round-half-to-even."""
+    from sympy.utilities.lambdify import implemented_function
+
+    def numpy_round(value):
+        return np.round(np.asarray(value, dtype=np.float64))
+
+    return implemented_function("round", numpy_round)
+
+
+def _is_boolean(value) -> bool:
+    """True for a SymPy truth value: True/False, a relational, And/Or/Not. (A Symbol is also a
+    SymPy ``Boolean``, but here symbols are always real numbers.)"""
+    boolalg = _sympy().logic.boolalg
+    return isinstance(value, (boolalg.BooleanAtom, boolalg.BooleanFunction)) or bool(
+        getattr(value, "is_Relational", False))
+
+
+def _as_number(value):
+    """A SymPy value usable as a number: booleans become 1/0 (a relational a Piecewise)."""
+    sp = _sympy()
+    if isinstance(value, sp.logic.boolalg.BooleanAtom):
+        return sp.S.One if value else sp.S.Zero
+    if _is_boolean(value):
+        return sp.Piecewise((1, value), (0, True))
+    return value
+
+
+def _as_condition(value):
+    """A SymPy value usable as a condition: a number ``c`` becomes ``Ne(c, 0)``."""
+    sp = _sympy()
+    if _is_boolean(value):
+        return value
+    if isinstance(value, sp.Piecewise) and len(value.args) == 2:
+        (one, rel), (zero, rest) = value.args
+        if one == 1 and zero == 0 and rest is sp.true:  # undo _as_number's mask
+            return rel
+    return sp.Ne(value, 0)
+
+
+def _float_to_sympy(number: float):
+    """A Python float as SymPy: exact Integer/Rational for small binary fractions (2.0, 0.5,
+    0.375), else a 53-bit Float holding the very same binary value."""
+    sp = _sympy()
+    if math.isnan(number):
+        return sp.nan
+    if math.isinf(number):
+        return sp.oo if number > 0 else -sp.oo
+    if number.is_integer() and abs(number) <= 2.0 ** 53:
+        return sp.Integer(int(number))
+    fraction = Fraction(number)
+    if fraction.denominator <= 2 ** 20:
+        return sp.Rational(fraction.numerator, fraction.denominator)
+    return sp.Float(number)
+
+
+def _const_to_sympy(value: np.ndarray):
+    sp = _sympy()
+    item = value.item()
+    if isinstance(item, bool):
+        return sp.true if item else sp.false
+    if isinstance(item, int):
+        return sp.Integer(item)
+    return _float_to_sympy(float(item))
+
+
+@functools.lru_cache(maxsize=None)
+def _to_sympy_rules() -> dict[str, Callable]:
+    """op name -> rule(op, *sympy_inputs) giving the SymPy form of one scalar node."""
+    sp = _sympy()
+    num, cond = _as_number, _as_condition
+
+    def unary(fn):
+        return lambda op, x: fn(num(x))
+
+    def binary(fn):
+        return lambda op, a, b: fn(num(a), num(b))
+
+    def leaky_relu(op, x, alpha):
+        x = num(x)
+        return sp.Piecewise((x, sp.Gt(x, 0)), (num(alpha) * x, True))
+
+    def hardtanh(op, x):
+        # max(lo, min(hi, x))
+        return sp.Max(_float_to_sympy(op.lo), sp.Min(_float_to_sympy(op.hi), num(x)))
+
+    def clip(op, x, lo, hi):
+        # np.clip(x, lo, hi) = min(max(x, lo), hi)
+        return sp.Min(sp.Max(num(x), num(lo)), num(hi))
+
+    def where(op, c, a, b):
+        return sp.Piecewise((num(a), cond(c)), (num(b), True))
+
+    rules = {
+        "add": binary(lambda a, b: a + b),
+        "subtract": binary(lambda a, b: a - b),
+        "multiply": binary(lambda a, b: a * b),
+        "dot": binary(lambda a, b: a * b),
+        "divide": binary(lambda a, b: a / b),
+        "power": binary(lambda a, b: a ** b),
+        "maximum": binary(sp.Max),
+        "minimum": binary(sp.Min),
+        "less": binary(sp.Lt),
+        "less_equal": binary(sp.Le),
+        "greater": binary(sp.Gt),
+        "greater_equal": binary(sp.Ge),
+        "equal": binary(sp.Eq),
+        "not_equal": binary(sp.Ne),
+        "negative": unary(lambda x: -x),
+        "exp": unary(sp.exp),
+        "log": unary(sp.log),
+        "log1p": unary(lambda x: sp.log(1 + x)),
+        "expm1": unary(lambda x: sp.exp(x) - 1),
+        "sqrt": unary(sp.sqrt),
+        "square": unary(lambda x: x ** 2),
+        "abs": unary(sp.Abs),
+        "norm": unary(sp.Abs),  # the L2 norm of one number
+        "sin": unary(sp.sin),
+        "cos": unary(sp.cos),
+        "tan": unary(sp.tan),
+        "tanh": unary(sp.tanh),
+        "sigmoid": unary(lambda x: 1 / (1 + sp.exp(-x))),
+        "softplus": unary(lambda x: sp.log(1 + sp.exp(x))),
+        "relu": unary(lambda x: sp.Max(0, x)),
+        "floor": unary(sp.floor),
+        "round": unary(_round_function()),
+        "sign": unary(sp.sign),
+        "leaky_relu": leaky_relu,
+        "hardtanh": hardtanh,
+        "clip": clip,
+        "where": where,
+        "softmax": lambda op, x: sp.S.One,       # softmax of one entry
+        "log_softmax": lambda op, x: sp.S.Zero,
+        "argmax": lambda op, x: sp.S.Zero,       # the index of the only entry
+    }
+    for name, as_number in _IDENTITY_OPS.items():
+        rules[name] = unary(lambda x: x) if as_number else (lambda op, x: x)
+    return rules
+
+
+# ---------------------------------------------------------------------------------------------
+# graph -> SymPy
+# ---------------------------------------------------------------------------------------------
+def _node_text(node: Expr) -> str:
+    if node.is_var:
+        return f"variable {node.name!r}"
+    if node.is_const:
+        return "a constant"
+    return f"'{node.op.name}'"
+
+
+def to_sympy(expr):
+    """The SymPy expression of a scalar graph (every node of shape ``()``).
+
+    Variables become ``sympy.Symbol(name, real=True)``; float constants become exact
+    Integers/Rationals when they are small binary fractions, else Floats; each op becomes its
+    mathematical definition (see the module docstring). ``expr`` may also be a list or tuple of
+    Exprs, giving a list.
+
+    Raises ShapeError naming the first node (op and shape) that is not a scalar, and
+    SymdiffError for an op with no SymPy form.
+
+    >>> import symdiff as sd
+    >>> x = sd.var("x")
+    >>> sd.to_sympy(sd.sin(x) * 2.0 + 1)
+    2*sin(x) + 1
+    """
+    sp = _sympy()
+    single = isinstance(expr, Expr)
+    outputs = [expr] if single else list(expr) if isinstance(expr, (list, tuple)) else None
+    if outputs is None or not all(isinstance(e, Expr) for e in outputs):
+        raise SymdiffError(f"to_sympy expects an Expr (or a list of them), got {expr!r}")
+    order = toposort(outputs)
+    for node in order:
+        if node.shape != ():
+            raise ShapeError(f"to_sympy converts scalar graphs only: {_node_text(node)} has "
+                             f"shape {fmt_shape(node.shape)}")
+    rules = _to_sympy_rules()
+    done: dict[int, object] = {}
+    for node in order:
+        if node.is_var:
+            done[id(node)] = sp.Symbol(node.name, real=True)
+            continue
+        if node.is_const:
+            done[id(node)] = _const_to_sympy(node.value)
+            continue
+        rule = rules.get(node.op.name)
+        if rule is None:
+            raise SymdiffError(f"to_sympy: op '{node.op.name}' has no SymPy form")
+        args = [done[id(i)] for i in node.inputs]
+        try:
+            done[id(node)] = rule(node.op, *args)
+        except (TypeError, ValueError, ArithmeticError) as exc:
+            raise SymdiffError(f"to_sympy: SymPy could not build '{node.op.name}': "
+                               f"{exc}") from None
+    results = [done[id(e)] for e in outputs]
+    return results[0] if single else results
+
+
+# ---------------------------------------------------------------------------------------------
+# SymPy -> graph
+# ---------------------------------------------------------------------------------------------
+# A plan for one SymPy node: the children to convert first, and a builder taking their graphs.
+Plan = tuple[Callable[..., Expr], list]
+
+
+def _number_to_float(node) -> float:
+    sp = _sympy()
+    if node is sp.S.ComplexInfinity:
+        raise SymdiffError("from_sympy: complex infinity (zoo) has no real value")
+    if node is sp.S.NaN:
+        return math.nan
+    if node is sp.S.Infinity:
+        return math.inf
+    if node is sp.S.NegativeInfinity:
+        return -math.inf
+    try:
+        value = float(node)
+    except OverflowError:
+        raise SymdiffError(f"from_sympy: the number {node} does not fit a float64") from None
+    except TypeError:
+        raise SymdiffError(f"from_sympy: the number {node} is not real") from None
+    return value
+
+
+def _is_negative_term(term) -> bool:
+    """True for a negative number or a product with a negative numeric coefficient."""
+    if term.is_Number:
+        return term.is_extended_negative is True
+    return (term.is_Mul and term.args[0].is_Number
+            and term.args[0].is_extended_negative is True)
+
+
+def _plan_add(node) -> Plan:
+    """``a + b - c + 1``: positive terms first, negative ones subtracted, the number last
+    (first when every other term is negative: ``1 - x``)."""
+    numbers = [t for t in node.args if t.is_Number]
+    others = [t for t in node.args if not t.is_Number]
+    positive = [t for t in others if not _is_negative_term(t)]
+    negative = [t for t in others if _is_negative_term(t)]
+    if not positive and numbers and not _is_negative_term(numbers[0]):
+        positive, numbers = numbers, []
+    ordered = positive + negative + numbers
+    signs = [-1 if _is_negative_term(t) else 1 for t in ordered]
+    children = [-t if s < 0 else t for t, s in zip(ordered, signs)]
+
+    def build(*terms):
+        total = terms[0] if signs[0] > 0 else ops.negative(terms[0])
+        for term, sign in zip(terms[1:], signs[1:]):
+            total = ops.add(total, term) if sign > 0 else ops.subtract(total, term)
+        return total
+    return build, children
+
+
+def _plan_mul(node) -> Plan:
+    """A product as ``-(numerator / denominator)``: a negative coefficient becomes a negation,
+    factors with a negative numeric exponent (``y**-1``) and a Rational's denominator divide."""
+    sp = _sympy()
+    negative = False
+    coefficient, numerator, denominator = [], [], []
+    for factor in node.args:
+        if factor.is_Number and factor.is_extended_negative is True:
+            negative, factor = not negative, -factor
+        if factor.is_Rational:
+            if factor.p != 1:
+                coefficient.append(sp.Integer(factor.p))
+            if factor.q != 1:
+                denominator.append(sp.Integer(factor.q))
+        elif factor.is_Number:
+            if factor != 1:
+                coefficient.append(factor)
+        elif (factor.is_Pow and factor.exp.is_Number
+              and factor.exp.is_extended_negative is True):
+            denominator.append(sp.Pow(factor.base, -factor.exp))
+        else:
+            numerator.append(factor)
+    numerator = coefficient + numerator
+    n_num = len(numerator)
+
+    def product(factors):
+        total = factors[0]
+        for factor in factors[1:]:
+            total = ops.multiply(total, factor)
+        return total
+
+    def build(*factors):
+        top = product(factors[:n_num]) if n_num else const(1.0)
+        result = ops.divide(top, product(factors[n_num:])) if len(factors) > n_num else top
+        return ops.negative(result) if negative else result
+    return build, numerator + denominator
+
+
+def _plan_pow(node) -> Plan:
+    """``sqrt`` for ``**(1/2)``, ``square`` for ``**2``, ``1/b**k`` for a negative exponent,
+    else ``power``."""
+    sp = _sympy()
+    base, exponent = node.args
+    if exponent.is_Number and exponent.is_finite:
+        value = float(exponent)
+        if value == 0.5:
+            return ops.sqrt, [base]
+        if value == 2.0:
+            return ops.square, [base]
+        if value < 0:
+            return (lambda b: ops.divide(1.0, b)), [sp.Pow(base, -exponent)]
+    return ops.power, [base, exponent]
+
+
+def _chain(fn):
+    """An n-ary builder folding a binary op left to right."""
+    def build(*args):
+        total = args[0]
+        for arg in args[1:]:
+            total = fn(total, arg)
+        return total
+    return build
+
+
+def _plan_piecewise(node) -> Plan:
+    """Nested ``where`` from the last branch up; with no ``True`` branch the rest is nan (as
+    SymPy leaves it undefined)."""
+    sp = _sympy()
+    pairs = [(pair.expr, pair.cond) for pair in node.args]
+    children = [expr for expr, _ in pairs]
+    children += [cond for _, cond in pairs if not isinstance(cond, sp.logic.boolalg.BooleanAtom)]
+    n_pairs = len(pairs)
+
+    def build(*converted):
+        values, conditions = list(converted[:n_pairs]), iter(converted[n_pairs:])
+        graph_conds = [cond if isinstance(cond, sp.logic.boolalg.BooleanAtom) else next(conditions)
+                       for _, cond in pairs]
+        result = None
+        for value, (_, cond), graph_cond in reversed(list(zip(values, pairs, graph_conds))):
+            if cond is sp.true:
+                result = value
+            elif cond is not sp.false:
+                result = ops.where(graph_cond, value, const(math.nan) if result is None
+                                   else result)
+        return const(math.nan) if result is None else result
+    return build, children
+
+
+def _plan_heaviside(node) -> Plan:
+    """Heaviside(x, h0) = 1 for x > 0, 0 for x < 0, h0 at 0 (1/2 when SymPy gives none)."""
+    sp = _sympy()
+    arg = node.args[0]
+    h0 = node.args[1] if len(node.args) > 1 else sp.S.Half
+
+    def build(x, at_zero):
+        return ops.where(ops.greater(x, 0.0), 1.0, ops.where(ops.less(x, 0.0), 0.0, at_zero))
+    return build, [arg, h0]
+
+
+def _symbol_plan(node, shapes: dict) -> Plan:
+    name = node.name
+    if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
+        raise SymdiffError(f"from_sympy: symbol name {name!r} is not a Python identifier, so "
+                           f"it cannot name a variable; rename it (e.g. with .subs)")
+    shape = shapes.get(name, ())
+    return (lambda: var(name, shape)), []
+
+
+@functools.lru_cache(maxsize=None)
+def _function_table() -> dict:
+    """SymPy function class -> graph builder (one argument each)."""
+    sp = _sympy()
+    return {
+        sp.exp: ops.exp, sp.log: ops.log, sp.sin: ops.sin, sp.cos: ops.cos, sp.tan: ops.tan,
+        sp.tanh: ops.tanh, sp.Abs: ops.abs, sp.sign: ops.sign, sp.floor: ops.floor,
+        # ceiling(x) = -floor(-x)
+        sp.ceiling: lambda x: ops.negative(ops.floor(ops.negative(x))),
+    }
+
+
+@functools.lru_cache(maxsize=None)
+def _relational_table() -> dict:
+    sp = _sympy()
+    return {
+        sp.StrictLessThan: ops.less, sp.LessThan: ops.less_equal,
+        sp.StrictGreaterThan: ops.greater, sp.GreaterThan: ops.greater_equal,
+        sp.Equality: ops.equal, sp.Unequality: ops.not_equal,
+    }
+
+
+def _plan(node, shapes: dict) -> Plan:
+    """The children and builder of one SymPy node; SymdiffError naming an unsupported class."""
+    sp = _sympy()
+    from sympy.core.function import AppliedUndef
+    boolalg = sp.logic.boolalg
+    kind = type(node)
+    if node.is_Symbol:
+        return _symbol_plan(node, shapes)
+    if isinstance(node, boolalg.BooleanAtom):
+        flag = bool(node)
+        return (lambda: const(flag)), []
+    if node.is_Number or node.is_NumberSymbol:
+        value = _number_to_float(node)
+        return (lambda: const(value)), []
+    if node.is_Add:
+        return _plan_add(node)
+    if node.is_Mul:
+        return _plan_mul(node)
+    if node.is_Pow:
+        return _plan_pow(node)
+    if kind in _function_table() and len(node.args) == 1:
+        return _function_table()[kind], list(node.args)
+    if kind in _relational_table():
+        return _relational_table()[kind], [node.lhs, node.rhs]
+    if kind is sp.Max:
+        return _chain(ops.maximum), list(node.args)
+    if kind is sp.Min:
+        return _chain(ops.minimum), list(node.args)
+    if kind is sp.Piecewise:
+        return _plan_piecewise(node)
+    if kind is sp.Heaviside:
+        return _plan_heaviside(node)
+    if kind is boolalg.And:
+        return _chain(lambda a, b: ops.where(a, b, False)), list(node.args)
+    if kind is boolalg.Or:
+        return _chain(lambda a, b: ops.where(a, True, b)), list(node.args)
+    if kind is boolalg.Not:
+        return (lambda a: ops.where(a, False, True)), list(node.args)
+    if isinstance(node, AppliedUndef):
+        name = kind.__name__
+        if name in _UNARY_FUNCTION_NAMES and len(node.args) == 1:
+            return ops.FUNCTIONS[name], list(node.args)
+        raise SymdiffError(f"from_sympy: undefined SymPy function {name!r} with "
+                           f"{len(node.args)} argument(s) is not a symdiff op; known unary "
+                           f"names: {', '.join(_UNARY_FUNCTION_NAMES)}")
+    if node is sp.I or node.is_number and node.is_extended_real is False:
+        raise SymdiffError(f"from_sympy: complex values ({kind.__name__}) are not supported")
+    raise SymdiffError(f"from_sympy: SymPy {kind.__name__} is not supported")
+
+
+def from_sympy(expr, shapes=None) -> Expr:
+    """The graph of a SymPy expression.
+
+    ``shapes`` maps symbol names to shapes (a symbol not in it is a scalar variable); every
+    symbol becomes ``sd.var(name, shape)``, numbers become float64 constants, and the
+    expression applies elementwise. Sums and products come out readable: ``x - y`` as a
+    subtraction, ``x/y`` as a division, ``x**2`` as ``square``, ``x**(1/2)`` as ``sqrt``,
+    ``Piecewise`` as nested ``where``, n-ary ``Max``/``Min`` as chains of ``maximum``/
+    ``minimum``. An undefined function named after a unary symdiff op (``round``, ``relu``...)
+    becomes that op.
+
+    Raises SymdiffError naming the SymPy class it cannot convert, or a symbol name that is not
+    a Python identifier.
+
+    >>> import sympy, symdiff as sd
+    >>> x, y = sympy.symbols("x y")
+    >>> str(sd.from_sympy(x - y / 2))
+    'x - y / 2'
+    """
+    sp = _sympy()
+    if shapes is None:
+        shapes = {}
+    elif not isinstance(shapes, dict):
+        raise SymdiffError(f"from_sympy: shapes must be a dict of name -> shape, got {shapes!r}")
+    if isinstance(expr, str) or isinstance(expr, Expr):
+        raise SymdiffError(f"from_sympy expects a SymPy expression, got {type(expr).__name__}"
+                           + ("; use sd.parse for text" if isinstance(expr, str) else ""))
+    try:
+        root = sp.sympify(expr, strict=True)
+    except (sp.SympifyError, TypeError, ValueError):
+        raise SymdiffError(f"from_sympy expects a SymPy expression, got "
+                           f"{type(expr).__name__}") from None
+    if not isinstance(root, sp.Basic):
+        raise SymdiffError(f"from_sympy expects a SymPy expression, got {type(root).__name__}")
+
+    done: dict = {}      # SymPy node -> graph (SymPy nodes compare structurally)
+    pending: dict = {}   # SymPy node -> plan, while its children are converted
+    stack = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            build, children = pending.pop(node)
+            done[node] = build(*[done[child] for child in children])
+            continue
+        if node in done or node in pending:
+            continue
+        build, children = _plan(node, shapes)
+        if not children:
+            done[node] = build()
+            continue
+        pending[node] = (build, children)
+        stack.append((node, True))
+        stack.extend((child, False) for child in reversed(children) if child not in done)
+    return done[root]
