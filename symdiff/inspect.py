@@ -278,6 +278,10 @@ def _tensor_latex(expr: Expr) -> str:
                 text[id(node)] = (f"\\frac{{{parts[0][0]}}}{{{parts[1][0]}}}", PREC_ATOM)
             elif name == "negative":
                 text[id(node)] = (f"-{wrap[0]}", PREC_UNARY)
+            elif name in ("reshape", "broadcast_to", "stop_gradient"):
+                text[id(node)] = parts[0]
+            elif name == "outer":
+                text[id(node)] = (f"{wrap[0]} {wrap[1]}^\\top", PREC_MUL)
             elif name == "transpose":
                 text[id(node)] = (f"{wrap[0]}^\\top", PREC_ATOM)
             elif name in ("square", "power"):

@@ -65,8 +65,10 @@ def _describe(node: Expr, text: str) -> str:
     return f"{head}  {node.shape} {_DTYPE_NAMES.get(node.dtype, node.dtype)}"
 
 
-def generate(outputs: Sequence[Expr], inputs: Sequence[Expr], name: str = "symdiff_fn"):
-    """Source text and constants of a function computing ``outputs`` from ``inputs``."""
+def generate(outputs: Sequence[Expr], inputs: Sequence[Expr], name: str = "symdiff_fn",
+             as_tuple: bool = True):
+    """Source text and constants of a function computing ``outputs`` from ``inputs``; it
+    returns a tuple, or the bare value when ``as_tuple`` is False (one output)."""
     order = toposort(outputs)
     ctx = _Context()
     names: dict[int, str] = {}
@@ -119,7 +121,7 @@ def generate(outputs: Sequence[Expr], inputs: Sequence[Expr], name: str = "symdi
     for o in outputs:
         ref = names[id(o)]
         results.append(f"xp.asarray({ref})" if o.op is None and not o.is_var else ref)
-    returned = results[0] if len(results) == 1 else "(" + ", ".join(results) + ",)"
+    returned = results[0] if not as_tuple else "(" + ", ".join(results) + ",)"
     body.append(f"    return {returned}")
     source = f"def {name}({', '.join(params)}):\n" + "\n".join(body) + "\n"
     return source, ctx.constants
@@ -156,16 +158,20 @@ class CompiledFunction:
     """A graph lowered to NumPy. Call it positionally (in ``inputs`` order) or by variable name;
     it returns one array or a tuple. ``.source`` is the generated code."""
 
-    def __init__(self, outputs, inputs=None, xp=None):
+    def __init__(self, outputs, inputs=None, optimize: bool = True, xp=None):
         single = isinstance(outputs, Expr)
         self.outputs = [outputs] if single else [as_expr(o) for o in outputs]
         if not self.outputs:
             raise SymdiffError("compile: no outputs given")
         self.inputs = _resolve_inputs(self.outputs, inputs)
-        self._single = single
+        if optimize:
+            from .rewrite import optimize as run_rewrites
+            self.graph = run_rewrites(self.outputs)
+        else:
+            self.graph = list(self.outputs)
         self._index = {v.name: k for k, v in enumerate(self.inputs)}
         fn_name = "symdiff_fn"
-        self.source, constants = generate(self.outputs, self.inputs, fn_name)
+        self.source, constants = generate(self.graph, self.inputs, fn_name, as_tuple=not single)
         filename = f"<symdiff-{next(_counter)}>"
         namespace = {"xp": _NUMPY if xp is None else xp, **constants}
         exec(builtins.compile(self.source, filename, "exec"), namespace)  # our own generated code
@@ -225,32 +231,33 @@ def check_input(v: Expr, value):
     return arr
 
 
-def compile(outputs, inputs=None) -> CompiledFunction:  # noqa: A001 (API name)
+def compile(outputs, inputs=None, optimize: bool = True) -> CompiledFunction:  # noqa: A001
     """Lower ``outputs`` (one Expr or a list) to a NumPy callable.
 
     ``inputs``: the variables (or names) in positional order; default every free variable sorted
-    by name. The callable takes them positionally or by name and returns one array or a tuple;
-    ``.source`` holds the generated code.
+    by name. The callable takes them positionally or by name and returns one array (one Expr
+    given) or a tuple (a list given); ``.source`` holds the generated code. ``optimize=False``
+    lowers the graph as built, without the rewrites of :mod:`symdiff.rewrite`.
 
     >>> import symdiff as sd
     >>> f = sd.compile(sd.var("x") * 2.0); float(f(3.0))
     6.0
     """
-    return CompiledFunction(outputs, inputs)
+    return CompiledFunction(outputs, inputs, optimize)
 
 
 class GradFunction:
     """``compile_grad``'s callable: returns ``(value, grads)`` from one pass that shares the
     forward work between the value and the gradients."""
 
-    def __init__(self, loss: Expr, wrt, inputs=None):
+    def __init__(self, loss: Expr, wrt, inputs=None, optimize: bool = True):
         from .grad import grad
         self.wrt = [wrt] if isinstance(wrt, Expr) else list(wrt)
         loss = as_expr(loss)
         grads = grad(loss, self.wrt)
         if inputs is None:
             inputs = variables_of(toposort([loss, *self.wrt]))
-        self.compiled = CompiledFunction([loss, *grads], inputs)
+        self.compiled = CompiledFunction([loss, *grads], inputs, optimize)
         self.source = self.compiled.source
         self.inputs = self.compiled.inputs
 
@@ -263,7 +270,7 @@ class GradFunction:
         return value, tuple(grads)
 
 
-def compile_grad(loss: Expr, wrt, inputs=None) -> GradFunction:
+def compile_grad(loss: Expr, wrt, inputs=None, optimize: bool = True) -> GradFunction:
     """Compile ``loss`` and its gradients w.r.t. ``wrt``: the callable returns
     ``(value, grads)``, ``grads`` a tuple in ``wrt`` order."""
-    return GradFunction(loss, wrt, inputs)
+    return GradFunction(loss, wrt, inputs, optimize)

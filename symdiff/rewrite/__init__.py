@@ -1,0 +1,70 @@
+"""Graph rewrites run before lowering: ``optimize(outputs) -> outputs``.
+
+Passes, each small and named after what it does:
+- ``simplify``: algebraic identities (``mul_by_one``, ``mul_by_zero``, ``double_negation``,
+  ``square_of_self``, ``sum_of_broadcast``, ``broadcast_into_elementwise``, ...);
+- ``stable``: numerically stable forms (``log_of_softmax`` -> log_softmax, ``log_of_sigmoid`` ->
+  -softplus(-x), ``log_one_plus_exp`` -> softplus, ``log_sum_exp`` -> logsumexp);
+- ``matmul_chain``: re-associate ``(A B) C`` / ``A (B C)`` by FLOP count;
+- ``fold``: evaluate constant sub-graphs once (results no larger than their inputs).
+Common-subexpression elimination needs no pass: nodes are interned, so a rewrite that builds a
+node equal to an existing one gets that node. Dead code vanishes because lowering walks only the
+ancestors of the outputs.
+
+Rules are functions ``node -> replacement or None``; ``apply_rules`` rebuilds the graph in
+topological order (iteratively), applying rules to each rebuilt node until none fires.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+from ..graph import Expr, apply, toposort
+from .fold import fold_constants
+from .simplify import SIMPLIFY_RULES
+from .stable import STABLE_RULES
+
+Rule = Callable[[Expr], "Expr | None"]
+MAX_REWRITES_PER_NODE = 16
+
+
+def apply_rules(outputs: Sequence[Expr], rules: Sequence[Rule]) -> list[Expr]:
+    """Rebuild ``outputs`` bottom-up, applying ``rules`` to every node until none fires.
+    Labels (``dJ/dW``) move to the replacement so printing still names gradients."""
+    new: dict[int, Expr] = {}
+    for node in toposort(outputs):
+        if node.op is None:
+            new[id(node)] = node
+            continue
+        args = tuple(new[id(i)] for i in node.inputs)
+        current = node if all(a is b for a, b in zip(args, node.inputs)) else apply(node.op, args)
+        for _ in range(MAX_REWRITES_PER_NODE):
+            for rule in rules:
+                replacement = rule(current)
+                if replacement is not None and replacement is not current:
+                    current = replacement
+                    break
+            else:
+                break
+        if node.label and current.label is None:
+            current.label = node.label
+        new[id(node)] = current
+    return [new[id(o)] for o in outputs]
+
+
+def optimize(outputs, fold: bool = True):
+    """The default pipeline: stable forms, simplification (with matmul ordering), folding.
+
+    Accepts one Expr or a list and returns the same form.
+    """
+    single = isinstance(outputs, Expr)
+    result = [outputs] if single else list(outputs)
+    result = apply_rules(result, STABLE_RULES + SIMPLIFY_RULES)
+    if fold:
+        result = fold_constants(result)
+        result = apply_rules(result, SIMPLIFY_RULES)
+    return result[0] if single else result
+
+
+def count_nodes(outputs) -> int:
+    """Number of distinct nodes (ops, variables, constants) the outputs depend on."""
+    return len(toposort([outputs] if isinstance(outputs, Expr) else list(outputs)))
