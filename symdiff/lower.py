@@ -14,6 +14,7 @@ import builtins
 import itertools
 import linecache
 import math
+import re
 from typing import Sequence
 
 import numpy as np
@@ -65,6 +66,55 @@ def _describe(node: Expr, text: str) -> str:
     return f"{head}  {node.shape} {_DTYPE_NAMES.get(node.dtype, node.dtype)}"
 
 
+_AUGMENTED = {"add": "+=", "subtract": "-=", "multiply": "*=", "divide": "/="}
+_COMMUTATIVE = {"add", "multiply"}
+_VIEW_OPS = {"reshape", "transpose", "broadcast_to", "getitem", "stop_gradient"}
+_UFUNC_CALL = re.compile(r"^xp\.(\w+)\((.*)\)$")
+
+
+def _dead_fresh_inputs(order: Sequence[Expr], outputs: Sequence[Expr]) -> dict[int, list[int]]:
+    """id(node) -> positions of its inputs whose buffers it may overwrite: the input is a
+    fresh array computed here (not a variable, constant or view), has the node's shape and
+    dtype, is not an output, and neither it nor any view of it is used after the node."""
+    owner: dict[int, int] = {}
+    for node in order:
+        view = node.op is not None and node.op.name in _VIEW_OPS
+        owner[id(node)] = owner[id(node.inputs[0])] if view else id(node)
+    last: dict[int, int] = {}
+    for position, node in enumerate(order):
+        for inp in node.inputs:
+            last[owner[id(inp)]] = position
+    for o in outputs:
+        last[owner[id(o)]] = len(order)
+    result: dict[int, list[int]] = {}
+    for position, node in enumerate(order):
+        for k, inp in enumerate(node.inputs):
+            if (inp.op is not None and inp.op.name not in _VIEW_OPS
+                    and owner[id(inp)] == id(inp) and last[id(inp)] == position
+                    and inp.shape == node.shape and inp.dtype == node.dtype):
+                result.setdefault(id(node), []).append(k)
+    return result
+
+
+def _in_place(node: Expr, text: str, args: list[str], positions) -> tuple[str, str] | None:
+    """(buffer name, statement) that computes ``node`` into a dead input's buffer, or None:
+    ``t += u`` for arithmetic, ``xp.f(..., out=t)`` for a NumPy ufunc call."""
+    if not positions:
+        return None
+    name = node.op.name
+    if name in _AUGMENTED:
+        if 0 in positions:
+            return args[0], f"{args[0]} {_AUGMENTED[name]} {args[1]}"
+        if name in _COMMUTATIVE and 1 in positions:
+            return args[1], f"{args[1]} {_AUGMENTED[name]} {args[0]}"
+        return None
+    match = _UFUNC_CALL.match(text)
+    if node.ndim and match and isinstance(getattr(np, match.group(1), None), np.ufunc):
+        target = args[positions[0]]
+        return target, f"xp.{match.group(1)}({match.group(2)}, out={target})"
+    return None
+
+
 def generate(outputs: Sequence[Expr], inputs: Sequence[Expr], name: str = "symdiff_fn",
              as_tuple: bool = True):
     """Source text and constants of a function computing ``outputs`` from ``inputs``; it
@@ -81,6 +131,7 @@ def generate(outputs: Sequence[Expr], inputs: Sequence[Expr], name: str = "symdi
 
     # statements (node, text); aliases (stop_gradient) share their input's name
     statements: list[tuple[Expr, str]] = []
+    reusable = _dead_fresh_inputs(order, outputs)
     temp = 0
     for node in order:
         if id(node) in names:
@@ -95,9 +146,15 @@ def generate(outputs: Sequence[Expr], inputs: Sequence[Expr], name: str = "symdi
         if getattr(node.op, "alias", False):
             names[id(node)] = args[0]
             continue
+        text = node.op.lower(ctx, *args)
+        in_place = _in_place(node, text, args, reusable.get(id(node), ()))
+        if in_place:
+            names[id(node)], text = in_place
+            statements.append((node, text))
+            continue
         target = f"t{temp}"
         temp += 1
-        statements.append((node, f"{target} = {node.op.lower(ctx, *args)}"))
+        statements.append((node, f"{target} = {text}"))
         names[id(node)] = target
 
     # free temporaries after their last use (outputs are kept)

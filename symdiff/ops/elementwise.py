@@ -16,6 +16,7 @@ import numpy as np
 from ..errors import DTypeError
 from ..graph import Expr, apply, as_expr, broadcast_shapes, const
 from .base import (PREC_ADD, PREC_CMP, PREC_MUL, PREC_POW, PREC_UNARY, Op, float_dtype)
+from .shape import broadcast_to
 
 
 # ---------------------------------------------------------------------------------------------
@@ -84,7 +85,7 @@ Tanh = unary("tanh", "xp.tanh({x})", lambda x, out, g: g * (1 - square(out)),
              "hyperbolic tangent; derivative 1 - tanh^2 x (reuses out)")
 Sigmoid = unary("sigmoid", "xp.sigmoid({x})", lambda x, out, g: g * (out * (1 - out)),
                 "logistic 1/(1 + e^-x), computed without overflow; derivative s(1 - s)")
-Softplus = unary("softplus", "xp.logaddexp(0.0, {x})", lambda x, out, g: g * sigmoid(x),
+Softplus = unary("softplus", "xp.softplus({x})", lambda x, out, g: g * sigmoid(x),
                  "log(1 + e^x), computed without overflow; derivative sigmoid(x)")
 Relu = unary("relu", "xp.maximum({x}, 0)", lambda x, out, g: where(x > 0, g, 0),
              "max(0, x); derivative 1 for x > 0 and 0 for x <= 0 (relu'(0) = 0)",
@@ -168,8 +169,11 @@ class Add(Binary):
         return [g, g]
 
     def jvp(self, inputs, out, tangents):
+        # a lone tangent has its input's shape; the tangent of out has out's shape
         ta, tb = tangents
-        return tb if ta is None else ta if tb is None else ta + tb
+        if ta is None or tb is None:
+            return broadcast_to(tb if ta is None else ta, out.shape)
+        return ta + tb
 
 
 class Subtract(Binary):
