@@ -318,9 +318,12 @@ def substitute(outputs: Sequence[Expr], mapping: dict) -> list[Expr]:
 
 def broadcast_shapes(*shapes: tuple, opname: str = "broadcast") -> tuple:
     """NumPy broadcasting of ``shapes``; ShapeError naming them when they do not fit."""
-    first = shapes[0]
-    if all(s == first for s in shapes[1:]):
-        return first
+    if len(shapes) == 2:
+        a, b = shapes
+        if a == b or not b:
+            return a
+        if not a:
+            return b
     try:
         return tuple(np.broadcast_shapes(*shapes))
     except ValueError:

@@ -25,6 +25,7 @@ from .inspect import bounded_infix
 from .kernels import numpy_namespace
 
 _counter = itertools.count()
+COMMENT_LIMIT = 20_000  # graphs larger than this get shape-only comments (infix is unreadable)
 _NUMPY = numpy_namespace()
 _MISSING = object()
 
@@ -169,9 +170,9 @@ def generate(outputs: Sequence[Expr], inputs: Sequence[Expr], name: str = "symdi
             dead_after.setdefault(index, []).append(tname)
 
     body = list(header)
-    readable = bounded_infix(order, width=48)
+    readable = bounded_infix(order, width=48) if len(order) <= COMMENT_LIMIT else {}
     for index, (node, text) in enumerate(statements):
-        body.append(f"    {text:<36}  # {_describe(node, readable[id(node)])}")
+        body.append(f"    {text:<36}  # {_describe(node, readable.get(id(node), ''))}")
         if index in dead_after:
             body.append(f"    del {', '.join(sorted(dead_after[index]))}")
     results = []

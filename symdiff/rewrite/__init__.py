@@ -20,6 +20,7 @@ from typing import Callable, Sequence
 
 from ..graph import Expr, apply, toposort
 from .fold import fold_constants
+from .rules import dispatch_table
 from .simplify import SIMPLIFY_RULES
 from .stable import STABLE_RULES
 
@@ -30,6 +31,7 @@ MAX_REWRITES_PER_NODE = 16
 def apply_rules(outputs: Sequence[Expr], rules: Sequence[Rule]) -> list[Expr]:
     """Rebuild ``outputs`` bottom-up, applying ``rules`` to every node until none fires.
     Labels (``dJ/dW``) move to the replacement so printing still names gradients."""
+    table = dispatch_table(rules)
     new: dict[int, Expr] = {}
     for node in toposort(outputs):
         if node.op is None:
@@ -38,7 +40,9 @@ def apply_rules(outputs: Sequence[Expr], rules: Sequence[Rule]) -> list[Expr]:
         args = tuple(new[id(i)] for i in node.inputs)
         current = node if all(a is b for a, b in zip(args, node.inputs)) else apply(node.op, args)
         for _ in range(MAX_REWRITES_PER_NODE):
-            for rule in rules:
+            if current.op is None:
+                break
+            for rule in table.get(current.op.name, ()):
                 replacement = rule(current)
                 if replacement is not None and replacement is not current:
                     current = replacement
@@ -60,8 +64,9 @@ def optimize(outputs, fold: bool = True):
     result = [outputs] if single else list(outputs)
     result = apply_rules(result, STABLE_RULES + SIMPLIFY_RULES)
     if fold:
-        result = fold_constants(result)
-        result = apply_rules(result, SIMPLIFY_RULES)
+        folded = fold_constants(result)
+        if any(a is not b for a, b in zip(folded, result)):
+            result = apply_rules(folded, SIMPLIFY_RULES)
     return result[0] if single else result
 
 

@@ -7,6 +7,7 @@ import numpy as np
 from ..graph import Expr, apply, const
 from .. import ops
 from ..ops.elementwise import Binary, Compare
+from .rules import matches
 
 
 def _is(node: Expr, name: str) -> bool:
@@ -22,6 +23,7 @@ def _same_type(new: Expr, old: Expr) -> Expr | None:
     return new if new.shape == old.shape and new.dtype == old.dtype else None
 
 
+@matches("multiply")
 def mul_by_one(node: Expr):
     # x * 1 = 1 * x = x
     if _is(node, "multiply"):
@@ -33,6 +35,7 @@ def mul_by_one(node: Expr):
     return None
 
 
+@matches("multiply")
 def mul_by_zero(node: Expr):
     # x * 0 = 0 (assumes x finite: a nan or inf in x no longer propagates)
     if _is(node, "multiply") and any(_const_equal(i, 0) for i in node.inputs):
@@ -41,6 +44,7 @@ def mul_by_zero(node: Expr):
     return None
 
 
+@matches("add", "subtract")
 def add_zero(node: Expr):
     # x + 0 = 0 + x = x - 0 = x
     if _is(node, "add") or _is(node, "subtract"):
@@ -52,6 +56,7 @@ def add_zero(node: Expr):
     return None
 
 
+@matches("negative")
 def double_negation(node: Expr):
     # -(-x) = x
     if _is(node, "negative") and _is(node.inputs[0], "negative"):
@@ -59,6 +64,7 @@ def double_negation(node: Expr):
     return None
 
 
+@matches("add", "subtract")
 def sub_of_negative(node: Expr):
     # a - (-b) = a + b;  a + (-b) = a - b
     if _is(node, "subtract") and _is(node.inputs[1], "negative"):
@@ -68,6 +74,7 @@ def sub_of_negative(node: Expr):
     return None
 
 
+@matches("multiply")
 def square_of_self(node: Expr):
     # x * x = square(x)
     if _is(node, "multiply") and node.inputs[0] is node.inputs[1]:
@@ -75,6 +82,7 @@ def square_of_self(node: Expr):
     return None
 
 
+@matches("add", "subtract", "multiply", "divide", "power", "maximum", "minimum")
 def broadcast_into_elementwise(node: Expr):
     # f(broadcast_to(a, s), b) = f(a, b) when broadcasting a with b already gives s
     if not isinstance(node.op, Binary) or isinstance(node.op, Compare):
@@ -93,6 +101,7 @@ def broadcast_into_elementwise(node: Expr):
     return apply(node.op, (a, b)) if shape == node.shape else None
 
 
+@matches("sum")
 def sum_of_broadcast(node: Expr):
     # sum(broadcast_to(x, s)) over all axes = sum(x) * (size(s) / size(x))
     if _is(node, "sum") and node.op.axis is None and not node.op.keepdims \
@@ -103,6 +112,7 @@ def sum_of_broadcast(node: Expr):
     return None
 
 
+@matches("reshape")
 def reshape_of_scalar_broadcast(node: Expr):
     # reshape(broadcast_to(c, s1), s2) = broadcast_to(c, s2) for a 0-d c
     if _is(node, "reshape") and _is(node.inputs[0], "broadcast_to") \
@@ -111,6 +121,7 @@ def reshape_of_scalar_broadcast(node: Expr):
     return None
 
 
+@matches("broadcast_to")
 def broadcast_of_unit_const(node: Expr):
     # broadcast_to(c, s) with c a constant holding one value = broadcast_to(c.item(), s)
     if _is(node, "broadcast_to") and node.inputs[0].is_const and node.inputs[0].size == 1 \
@@ -119,6 +130,7 @@ def broadcast_of_unit_const(node: Expr):
     return None
 
 
+@matches("multiply")
 def scale_of_scale(node: Expr):
     # c1 * (c2 * x) = (c1 c2) * x for constants c1, c2 whose product does not change the shape
     if not _is(node, "multiply"):
@@ -140,6 +152,7 @@ def _flops(n: int, k: int, m: int) -> int:
     return n * k * m
 
 
+@matches("matmul")
 def matmul_chain(node: Expr):
     # (A B) C = A (B C): pick the association with fewer multiply-adds (2-D operands)
     if not _is(node, "matmul") or any(i.ndim != 2 for i in node.inputs):

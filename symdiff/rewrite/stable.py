@@ -5,6 +5,7 @@ import numpy as np
 
 from ..graph import Expr
 from .. import ops
+from .rules import matches
 
 
 def _is(node: Expr, name: str) -> bool:
@@ -15,6 +16,7 @@ def _const_equal(node: Expr, value) -> bool:
     return node.is_const and node.size <= 64 and bool(np.all(node.value == value))
 
 
+@matches("log")
 def log_of_softmax(node: Expr):
     # log(softmax(x, axis)) = log_softmax(x, axis)
     if _is(node, "log") and _is(node.inputs[0], "softmax"):
@@ -23,6 +25,7 @@ def log_of_softmax(node: Expr):
     return None
 
 
+@matches("log")
 def log_of_sigmoid(node: Expr):
     # log(sigmoid(x)) = -softplus(-x)
     if _is(node, "log") and _is(node.inputs[0], "sigmoid"):
@@ -30,6 +33,7 @@ def log_of_sigmoid(node: Expr):
     return None
 
 
+@matches("log", "log1p")
 def log_one_plus_exp(node: Expr):
     # log(1 + exp(x)) = softplus(x);  log1p(exp(x)) = softplus(x)
     if _is(node, "log1p") and _is(node.inputs[0], "exp"):
@@ -42,6 +46,7 @@ def log_one_plus_exp(node: Expr):
     return None
 
 
+@matches("log")
 def log_sum_exp(node: Expr):
     # log(sum(exp(x), axis)) = logsumexp(x, axis)
     if _is(node, "log") and _is(node.inputs[0], "sum") and _is(node.inputs[0].inputs[0], "exp"):
