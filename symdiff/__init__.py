@@ -6,7 +6,7 @@ differentiate it into another graph (``grad``, ``vjp``, ``jacobian``, ``hessian`
 ``compile_grad``). The public names here are those of the API contract (shared/API.md).
 """
 from .errors import (  # noqa: F401
-    DisconnectedInputError, DTypeError, InputError, ParseError, ShapeError, SymdiffError,
+    DisconnectedInputError, DTypeError, InputError, NonFiniteError, ParseError, ShapeError, SymdiffError,
     UndefinedGradientError)
 from .graph import Expr, const, free_vars, var  # noqa: F401
 from .ops import (  # noqa: F401
@@ -19,6 +19,7 @@ from .lower import compile, compile_grad  # noqa: F401
 from .inspect import pretty, to_dot, to_latex  # noqa: F401
 from .explain import explain  # noqa: F401
 from .render import render  # noqa: F401
+from .serialize import load, save  # noqa: F401
 from .check import check_grad  # noqa: F401
 from .parse import parse  # noqa: F401
 from .sympy_io import from_sympy, to_sympy  # noqa: F401

@@ -42,6 +42,10 @@ class InputError(SymdiffError, ValueError):
     """A compiled function was called with a missing, extra, misshapen or mistyped input."""
 
 
+class NonFiniteError(SymdiffError, FloatingPointError):
+    """``compile(..., check_finite=True)``: a value went nan or inf; names the first node."""
+
+
 def fmt_shape(shape) -> str:
     """``(3, 4)`` for a tuple shape, ``()`` for a scalar."""
     return str(tuple(shape))

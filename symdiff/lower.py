@@ -19,9 +19,9 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import InputError, SymdiffError, fmt_shape
+from .errors import InputError, NonFiniteError, SymdiffError, fmt_shape
 from .graph import Expr, as_expr, toposort, variables_of
-from .inspect import bounded_infix
+from .inspect import bounded_infix, infix_short
 from .kernels import numpy_namespace
 
 _counter = itertools.count()
@@ -116,10 +116,20 @@ def _in_place(node: Expr, text: str, args: list[str], positions) -> tuple[str, s
     return None
 
 
+def _finite_checker(descriptions: list[str]):
+    """The ``check_finite`` hook: raise NonFiniteError naming the first non-finite value."""
+    def check_finite(value, k):
+        if not np.all(np.isfinite(value)):
+            raise NonFiniteError(f"non-finite value (nan or inf) first appears at "
+                                 f"{descriptions[k]}")
+    return check_finite
+
+
 def generate(outputs: Sequence[Expr], inputs: Sequence[Expr], name: str = "symdiff_fn",
-             as_tuple: bool = True):
+             as_tuple: bool = True, check_finite: bool = False):
     """Source text and constants of a function computing ``outputs`` from ``inputs``; it
-    returns a tuple, or the bare value when ``as_tuple`` is False (one output)."""
+    returns a tuple, or the bare value when ``as_tuple`` is False (one output). With
+    ``check_finite`` every float input and statement result is checked for nan/inf."""
     order = toposort(outputs)
     ctx = _Context()
     names: dict[int, str] = {}
@@ -171,8 +181,20 @@ def generate(outputs: Sequence[Expr], inputs: Sequence[Expr], name: str = "symdi
 
     body = list(header)
     readable = bounded_infix(order, width=48) if len(order) <= COMMENT_LIMIT else {}
+    checked: list[str] = []
+    if check_finite:
+        for k, v in enumerate(inputs):
+            if v.dtype.kind == "f":
+                body.append(f"    check_finite(in_{k}, {len(checked)})")
+                checked.append(f"input {v.name!r}")
     for index, (node, text) in enumerate(statements):
         body.append(f"    {text:<36}  # {_describe(node, readable.get(id(node), ''))}")
+        if check_finite and node.dtype.kind == "f":
+            body.append(f"    check_finite({names[id(node)]}, {len(checked)})")
+            what = f"'{node.op.name}' node {infix_short(node, 70)}"
+            checked.append(f"{what} ({node.label})" if node.label else what)
+    if check_finite:
+        ctx.constants["check_finite"] = _finite_checker(checked)
         if index in dead_after:
             body.append(f"    del {', '.join(sorted(dead_after[index]))}")
     results = []
@@ -216,7 +238,8 @@ class CompiledFunction:
     """A graph lowered to NumPy. Call it positionally (in ``inputs`` order) or by variable name;
     it returns one array or a tuple. ``.source`` is the generated code."""
 
-    def __init__(self, outputs, inputs=None, optimize: bool = True, xp=None):
+    def __init__(self, outputs, inputs=None, optimize: bool = True, xp=None,
+                 check_finite: bool = False):
         single = isinstance(outputs, Expr)
         self.outputs = [outputs] if single else [as_expr(o) for o in outputs]
         if not self.outputs:
@@ -229,7 +252,8 @@ class CompiledFunction:
             self.graph = list(self.outputs)
         self._index = {v.name: k for k, v in enumerate(self.inputs)}
         fn_name = "symdiff_fn"
-        self.source, constants = generate(self.graph, self.inputs, fn_name, as_tuple=not single)
+        self.source, constants = generate(self.graph, self.inputs, fn_name, as_tuple=not single,
+                                          check_finite=check_finite)
         filename = f"<symdiff-{next(_counter)}>"
         namespace = {"xp": _NUMPY if xp is None else xp, **constants}
         exec(builtins.compile(self.source, filename, "exec"), namespace)  # our own generated code
@@ -289,33 +313,38 @@ def check_input(v: Expr, value):
     return arr
 
 
-def compile(outputs, inputs=None, optimize: bool = True) -> CompiledFunction:  # noqa: A001
+def compile(outputs, inputs=None, optimize: bool = True,  # noqa: A001 (API name)
+            check_finite: bool = False) -> CompiledFunction:
     """Lower ``outputs`` (one Expr or a list) to a NumPy callable.
 
     ``inputs``: the variables (or names) in positional order; default every free variable sorted
     by name. The callable takes them positionally or by name and returns one array (one Expr
     given) or a tuple (a list given); ``.source`` holds the generated code. ``optimize=False``
-    lowers the graph as built, without the rewrites of :mod:`symdiff.rewrite`.
+    lowers the graph as built, without the rewrites of :mod:`symdiff.rewrite`;
+    ``check_finite=True`` raises NonFiniteError naming the first node whose value is nan or inf
+    (otherwise nan and inf simply propagate, as in NumPy).
 
     >>> import symdiff as sd
     >>> f = sd.compile(sd.var("x") * 2.0); float(f(3.0))
     6.0
     """
-    return CompiledFunction(outputs, inputs, optimize)
+    return CompiledFunction(outputs, inputs, optimize, check_finite=check_finite)
 
 
 class GradFunction:
     """``compile_grad``'s callable: returns ``(value, grads)`` from one pass that shares the
     forward work between the value and the gradients."""
 
-    def __init__(self, loss: Expr, wrt, inputs=None, optimize: bool = True):
+    def __init__(self, loss: Expr, wrt, inputs=None, optimize: bool = True,
+                 check_finite: bool = False):
         from .grad import grad
         self.wrt = [wrt] if isinstance(wrt, Expr) else list(wrt)
         loss = as_expr(loss)
         grads = grad(loss, self.wrt)
         if inputs is None:
             inputs = variables_of(toposort([loss, *self.wrt]))
-        self.compiled = CompiledFunction([loss, *grads], inputs, optimize)
+        self.compiled = CompiledFunction([loss, *grads], inputs, optimize,
+                                         check_finite=check_finite)
         self.source = self.compiled.source
         self.inputs = self.compiled.inputs
 
@@ -328,7 +357,8 @@ class GradFunction:
         return value, tuple(grads)
 
 
-def compile_grad(loss: Expr, wrt, inputs=None, optimize: bool = True) -> GradFunction:
+def compile_grad(loss: Expr, wrt, inputs=None, optimize: bool = True,
+                 check_finite: bool = False) -> GradFunction:
     """Compile ``loss`` and its gradients w.r.t. ``wrt``: the callable returns
-    ``(value, grads)``, ``grads`` a tuple in ``wrt`` order."""
-    return GradFunction(loss, wrt, inputs, optimize)
+    ``(value, grads)``, ``grads`` a tuple in ``wrt`` order (options as :func:`compile`)."""
+    return GradFunction(loss, wrt, inputs, optimize, check_finite)

@@ -1,0 +1,165 @@
+"""Saving and loading graphs as plain, versioned JSON (never pickle).
+
+Format (``"format": "symdiff-graph", "version": 1``): ``nodes`` in topological order, each a
+variable (name, shape, dtype), a constant (shape, dtype, base64 of its little-endian bytes) or an
+op application (registered op name, params, indices of earlier nodes); ``outputs`` are node
+indices. Loading trusts nothing: every op name must be registered, every input index must point
+to an earlier node (so no cycles), params must fit the op, and shapes are re-inferred by the ops
+themselves. Any defect is a SymdiffError; nothing in the file is ever executed.
+"""
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .errors import SymdiffError
+from .graph import Expr, apply, const, normalize_dtype, normalize_shape, toposort, var
+from .ops.base import REGISTRY
+
+FORMAT = "symdiff-graph"
+VERSION = 1
+MAX_FILE_BYTES = 1 << 30
+
+
+class GraphFileError(SymdiffError):
+    """A graph file that is malformed, hostile or of an unknown version."""
+
+
+def _to_json(value):
+    """Op params as JSON: tuples become lists, recursively."""
+    if isinstance(value, (tuple, list)):
+        return [_to_json(v) for v in value]
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    return value
+
+
+def _from_json(value):
+    """Lists back to (hashable) tuples, recursively; only JSON scalars allowed inside."""
+    if isinstance(value, list):
+        return tuple(_from_json(v) for v in value)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise GraphFileError(f"unexpected parameter value {value!r}")
+
+
+def dumps(exprs) -> str:
+    """The JSON text of ``exprs`` (one Expr or a list)."""
+    single = isinstance(exprs, Expr)
+    outputs = [exprs] if single else list(exprs)
+    order = toposort(outputs)
+    index = {id(n): k for k, n in enumerate(order)}
+    nodes = []
+    for node in order:
+        if node.is_var:
+            entry = {"kind": "var", "name": node.name, "shape": list(node.shape),
+                     "dtype": str(node.dtype)}
+        elif node.is_const:
+            data = np.ascontiguousarray(node.value, dtype=node.dtype.newbyteorder("<"))
+            entry = {"kind": "const", "shape": list(node.shape), "dtype": str(node.dtype),
+                     "data": base64.b64encode(data.tobytes()).decode("ascii")}
+        else:
+            entry = {"kind": "op", "op": node.op.name,
+                     "params": {k: _to_json(v) for k, v in node.op.params},
+                     "inputs": [index[id(i)] for i in node.inputs]}
+        if node.label:
+            entry["label"] = node.label
+        if node.role == "grad":
+            entry["role"] = "grad"
+        nodes.append(entry)
+    document = {"format": FORMAT, "version": VERSION, "single": single, "nodes": nodes,
+                "outputs": [index[id(o)] for o in outputs]}
+    return json.dumps(document, separators=(",", ":"))
+
+
+def _build(entry, built: list) -> Expr:
+    kind = entry.get("kind")
+    if kind == "var":
+        return var(entry["name"], normalize_shape(entry["shape"]), normalize_dtype(entry["dtype"]))
+    if kind == "const":
+        dtype = normalize_dtype(entry["dtype"])
+        shape = normalize_shape(entry["shape"])
+        raw = base64.b64decode(entry["data"], validate=True)
+        count = int(np.prod(shape, dtype=np.int64))
+        if len(raw) != count * dtype.itemsize:
+            raise GraphFileError(f"constant data has {len(raw)} bytes, expected "
+                                 f"{count * dtype.itemsize} for {shape} {dtype}")
+        return const(np.frombuffer(raw, dtype=dtype.newbyteorder("<")).astype(dtype)
+                     .reshape(shape))
+    if kind == "op":
+        cls = REGISTRY.get(entry["op"])
+        if cls is None:
+            raise GraphFileError(f"unknown op {entry['op']!r}")
+        params = entry.get("params", {})
+        if not isinstance(params, dict):
+            raise GraphFileError("params must be an object")
+        inputs = entry["inputs"]
+        if not isinstance(inputs, list) or not all(
+                isinstance(i, int) and not isinstance(i, bool) and 0 <= i < len(built)
+                for i in inputs):
+            raise GraphFileError(f"inputs {inputs!r} must index earlier nodes")
+        try:
+            op = cls(**{k: _from_json(v) for k, v in params.items()})
+        except TypeError as exc:
+            raise GraphFileError(f"bad params for {entry['op']}: {exc}") from None
+        return apply(op, [built[i] for i in inputs])
+    raise GraphFileError(f"unknown node kind {kind!r}")
+
+
+def loads(text: str):
+    """Graph(s) from JSON text made by :func:`dumps`; GraphFileError for anything else."""
+    try:
+        document = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise GraphFileError(f"not a symdiff graph file: {exc}") from None
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise GraphFileError("not a symdiff graph file (missing format tag)")
+    if document.get("version") != VERSION:
+        raise GraphFileError(f"unsupported graph file version {document.get('version')!r}; "
+                             f"this symdiff reads version {VERSION}")
+    built: list[Expr] = []
+    try:
+        for position, entry in enumerate(document["nodes"]):
+            if not isinstance(entry, dict):
+                raise GraphFileError(f"node {position} is not an object")
+            try:
+                node = _build(entry, built)
+            except SymdiffError as exc:
+                raise GraphFileError(f"node {position}: {exc}") from None
+            if entry.get("role") == "grad" and node.role != "grad":
+                node.role = "grad"
+            if isinstance(entry.get("label"), str) and node.label is None:
+                node.label = entry["label"]
+            built.append(node)
+        outputs = [built[i] for i in document["outputs"]]
+    except GraphFileError:
+        raise
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        raise GraphFileError(f"malformed graph file: {type(exc).__name__}: {exc}") from None
+    if not outputs:
+        raise GraphFileError("the graph file names no outputs")
+    return outputs[0] if document.get("single") and len(outputs) == 1 else outputs
+
+
+def save(exprs, path) -> Path:
+    """Write ``exprs`` (one Expr or a list) to ``path`` as JSON; returns the path."""
+    path = Path(path)
+    path.write_text(dumps(exprs), encoding="utf-8")
+    return path
+
+
+def load(path):
+    """Read graph(s) written by :func:`save` (one Expr or a list, as saved)."""
+    path = Path(path)
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise GraphFileError(f"{path} is larger than {MAX_FILE_BYTES} bytes")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise GraphFileError(f"{path} is not UTF-8 text: {exc}") from None
+    return loads(text)
