@@ -20,6 +20,9 @@ from .inspect import pretty, to_dot, to_latex  # noqa: F401
 from .explain import explain  # noqa: F401
 from .render import render  # noqa: F401
 from .serialize import load, save  # noqa: F401
+from . import init, optim  # noqa: F401
+from .train import History, TrainingError, fit  # noqa: F401
+from .scipy_adapter import ScipyObjective, scipy_objective  # noqa: F401
 from .check import check_grad  # noqa: F401
 from .parse import parse  # noqa: F401
 from .sympy_io import from_sympy, to_sympy  # noqa: F401
