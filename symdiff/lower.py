@@ -239,7 +239,11 @@ class CompiledFunction:
     it returns one array or a tuple. ``.source`` is the generated code."""
 
     def __init__(self, outputs, inputs=None, optimize: bool = True, xp=None,
-                 check_finite: bool = False):
+                 check_finite: bool = False, backend: str = "numpy"):
+        if backend not in ("numpy", "array_api"):
+            raise SymdiffError(f"compile: backend must be 'numpy' or 'array_api', got "
+                               f"{backend!r}")
+        self.backend = backend
         single = isinstance(outputs, Expr)
         self.outputs = [outputs] if single else [as_expr(o) for o in outputs]
         if not self.outputs:
@@ -255,11 +259,19 @@ class CompiledFunction:
         self.source, constants = generate(self.graph, self.inputs, fn_name, as_tuple=not single,
                                           check_finite=check_finite)
         filename = f"<symdiff-{next(_counter)}>"
-        namespace = {"xp": _NUMPY if xp is None else xp, **constants}
-        exec(builtins.compile(self.source, filename, "exec"), namespace)  # our own generated code
+        self._code = builtins.compile(self.source, filename, "exec")
         linecache.cache[filename] = (len(self.source), None, self.source.splitlines(True),
                                      filename)
-        self._fn = namespace[fn_name]
+        self._constants = constants
+        self._by_namespace: dict[int, tuple] = {}  # array_api: id(xp) -> (xp, function)
+        self._fn = self._function_for(_NUMPY if xp is None else xp)
+
+    def _function_for(self, xp):
+        """The generated function with ``xp`` bound as its array namespace (exec'd once per
+        namespace: our own generated code, never user text)."""
+        namespace = {"xp": xp, **self._constants}
+        exec(self._code, namespace)
+        return namespace["symdiff_fn"]
 
     def __repr__(self):
         names = ", ".join(v.name for v in self.inputs)
@@ -279,12 +291,38 @@ class CompiledFunction:
             if values[k] is not _MISSING:
                 raise InputError(f"input {key!r} given twice")
             values[k] = value
+        check = check_input if self.backend == "numpy" else check_foreign_input
         for k, v in enumerate(self.inputs):
-            values[k] = check_input(v, values[k])
+            values[k] = check(v, values[k])
         return values
 
     def __call__(self, *args, **kwargs):
-        return self._fn(*self._bind(args, kwargs))
+        values = self._bind(args, kwargs)
+        if self.backend == "numpy":
+            return self._fn(*values)
+        from .array_api import namespace_for
+        xp = namespace_for(values)
+        entry = self._by_namespace.get(id(xp))
+        if entry is None:
+            entry = self._by_namespace[id(xp)] = (xp, self._function_for(xp))
+        return entry[1](*values)
+
+
+def check_foreign_input(v: Expr, value):
+    """Like :func:`check_input` for any array-API array (JAX, PyTorch, Dask...): shape and
+    dtype are checked through attributes, the array is never converted to NumPy."""
+    if value is _MISSING:
+        raise InputError(f"missing input {v.name!r} (expected {v.dtype} of shape "
+                         f"{fmt_shape(v.shape)})")
+    if isinstance(value, (int, float, bool, list, tuple, np.ndarray, np.generic)):
+        return check_input(v, value)
+    shape = getattr(value, "shape", None)
+    if shape is None or not hasattr(value, "dtype"):
+        raise InputError(f"input {v.name!r}: expected an array, got {type(value).__name__}")
+    if tuple(int(d) for d in shape) != v.shape:
+        raise InputError(f"input {v.name!r}: expected shape {fmt_shape(v.shape)}, got "
+                         f"{fmt_shape(tuple(shape))}")
+    return value
 
 
 def check_input(v: Expr, value):
@@ -314,7 +352,7 @@ def check_input(v: Expr, value):
 
 
 def compile(outputs, inputs=None, optimize: bool = True,  # noqa: A001 (API name)
-            check_finite: bool = False) -> CompiledFunction:
+            check_finite: bool = False, backend: str = "numpy") -> CompiledFunction:
     """Lower ``outputs`` (one Expr or a list) to a NumPy callable.
 
     ``inputs``: the variables (or names) in positional order; default every free variable sorted
@@ -322,13 +360,16 @@ def compile(outputs, inputs=None, optimize: bool = True,  # noqa: A001 (API name
     given) or a tuple (a list given); ``.source`` holds the generated code. ``optimize=False``
     lowers the graph as built, without the rewrites of :mod:`symdiff.rewrite`;
     ``check_finite=True`` raises NonFiniteError naming the first node whose value is nan or inf
-    (otherwise nan and inf simply propagate, as in NumPy).
+    (otherwise nan and inf simply propagate, as in NumPy). ``backend="array_api"`` emits the
+    same code against the namespace of the inputs (JAX, PyTorch, Dask... through
+    array-api-compat, see :mod:`symdiff.array_api`); NumPy stays the default and fastest.
 
     >>> import symdiff as sd
     >>> f = sd.compile(sd.var("x") * 2.0); float(f(3.0))
     6.0
     """
-    return CompiledFunction(outputs, inputs, optimize, check_finite=check_finite)
+    return CompiledFunction(outputs, inputs, optimize, check_finite=check_finite,
+                            backend=backend)
 
 
 class GradFunction:
@@ -336,7 +377,7 @@ class GradFunction:
     forward work between the value and the gradients."""
 
     def __init__(self, loss: Expr, wrt, inputs=None, optimize: bool = True,
-                 check_finite: bool = False):
+                 check_finite: bool = False, backend: str = "numpy"):
         from .grad import grad
         self.wrt = [wrt] if isinstance(wrt, Expr) else list(wrt)
         loss = as_expr(loss)
@@ -344,7 +385,7 @@ class GradFunction:
         if inputs is None:
             inputs = variables_of(toposort([loss, *self.wrt]))
         self.compiled = CompiledFunction([loss, *grads], inputs, optimize,
-                                         check_finite=check_finite)
+                                         check_finite=check_finite, backend=backend)
         self.source = self.compiled.source
         self.inputs = self.compiled.inputs
 
@@ -358,7 +399,7 @@ class GradFunction:
 
 
 def compile_grad(loss: Expr, wrt, inputs=None, optimize: bool = True,
-                 check_finite: bool = False) -> GradFunction:
+                 check_finite: bool = False, backend: str = "numpy") -> GradFunction:
     """Compile ``loss`` and its gradients w.r.t. ``wrt``: the callable returns
     ``(value, grads)``, ``grads`` a tuple in ``wrt`` order (options as :func:`compile`)."""
-    return GradFunction(loss, wrt, inputs, optimize, check_finite)
+    return GradFunction(loss, wrt, inputs, optimize, check_finite, backend)
