@@ -193,10 +193,10 @@ def generate(outputs: Sequence[Expr], inputs: Sequence[Expr], name: str = "symdi
             body.append(f"    check_finite({names[id(node)]}, {len(checked)})")
             what = f"'{node.op.name}' node {infix_short(node, 70)}"
             checked.append(f"{what} ({node.label})" if node.label else what)
-    if check_finite:
-        ctx.constants["check_finite"] = _finite_checker(checked)
         if index in dead_after:
             body.append(f"    del {', '.join(sorted(dead_after[index]))}")
+    if check_finite:
+        ctx.constants["check_finite"] = _finite_checker(checked)
     results = []
     for o in outputs:
         ref = names[id(o)]
