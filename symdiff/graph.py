@@ -15,7 +15,9 @@ and internal tables are keyed by node identity, never by ``==``.
 """
 from __future__ import annotations
 
+import itertools
 import keyword
+from operator import attrgetter
 import threading
 import weakref
 from typing import Iterable, Sequence
@@ -30,6 +32,7 @@ SUPPORTED_DTYPES = frozenset(
 _intern_lock = threading.Lock()
 _intern_table: "weakref.WeakValueDictionary[tuple, Expr]" = weakref.WeakValueDictionary()
 _grad_context = threading.local()  # .depth > 0 while build_grad adds gradient nodes
+_creation_counter = itertools.count()
 
 
 class Expr:
@@ -41,7 +44,7 @@ class Expr:
     read-only array, else None).
     """
 
-    __slots__ = ("op", "inputs", "shape", "dtype", "name", "value", "role", "label",
+    __slots__ = ("op", "inputs", "shape", "dtype", "name", "value", "role", "label", "seq",
                  "__weakref__")
     __hash__ = object.__hash__
     __array_ufunc__ = None  # make `ndarray * Expr` defer to Expr.__rmul__
@@ -53,6 +56,9 @@ class Expr:
         self.dtype = dtype
         self.name = name
         self.value = value
+        # creation order: inputs always exist before their consumers, so sorting by seq is a
+        # topological order (nodes are immutable; a consumer can never predate an input)
+        self.seq = next(_creation_counter)
         # "grad" for nodes first built by build_grad; label: e.g. "dJ/dW1" for a gradient result
         self.role = "grad" if getattr(_grad_context, "depth", 0) else "forward"
         self.label = None
@@ -247,27 +253,25 @@ class grad_context:
 def toposort(outputs: Iterable[Expr]) -> list[Expr]:
     """Every ancestor of ``outputs`` (themselves included), inputs before consumers.
 
-    Iterative depth-first post-order, so graph depth is bounded only by memory.
+    Collects the ancestors with an explicit stack (no recursion: graph depth is bounded only by
+    memory) and orders them by creation sequence, which is topological because a node's inputs
+    always exist before it is built.
     """
-    order: list[Expr] = []
     seen: set[int] = set()
-    for root in outputs:
-        if id(root) in seen:
+    nodes: list[Expr] = []
+    stack = list(outputs)
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
             continue
-        stack = [(root, False)]
-        while stack:
-            node, expanded = stack.pop()
-            if expanded:
-                order.append(node)
-                continue
-            if id(node) in seen:
-                continue
-            seen.add(id(node))
-            stack.append((node, True))
-            for inp in reversed(node.inputs):
-                if id(inp) not in seen:
-                    stack.append((inp, False))
-    return order
+        seen.add(id(node))
+        nodes.append(node)
+        stack.extend(node.inputs)
+    nodes.sort(key=_by_creation)
+    return nodes
+
+
+_by_creation = attrgetter("seq")
 
 
 def variables_of(order: Iterable[Expr]) -> list[Expr]:

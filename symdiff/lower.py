@@ -23,6 +23,7 @@ from .errors import InputError, NonFiniteError, SymdiffError, fmt_shape
 from .graph import Expr, as_expr, toposort, variables_of
 from .inspect import bounded_infix, infix_short
 from .kernels import numpy_namespace
+from .tape import TAPE_THRESHOLD, Tape
 
 _counter = itertools.count()
 COMMENT_LIMIT = 20_000  # graphs larger than this get shape-only comments (infix is unreadable)
@@ -122,6 +123,16 @@ def _finite_checker(descriptions: list[str]):
         if not np.all(np.isfinite(value)):
             raise NonFiniteError(f"non-finite value (nan or inf) first appears at "
                                  f"{descriptions[k]}")
+    return check_finite
+
+
+def _tape_checker(order: Sequence[Expr]):
+    """``check_finite`` for a tape: told the topological position of each step."""
+    def check_finite(value, position):
+        node = order[position]
+        if node.dtype.kind == "f" and not np.all(np.isfinite(value)):
+            raise NonFiniteError(f"non-finite value (nan or inf) first appears at "
+                                 f"'{node.op.name}' node {infix_short(node, 70)}")
     return check_finite
 
 
@@ -255,20 +266,41 @@ class CompiledFunction:
         else:
             self.graph = list(self.outputs)
         self._index = {v.name: k for k, v in enumerate(self.inputs)}
-        fn_name = "symdiff_fn"
-        self.source, constants = generate(self.graph, self.inputs, fn_name, as_tuple=not single,
-                                          check_finite=check_finite)
-        filename = f"<symdiff-{next(_counter)}>"
-        self._code = builtins.compile(self.source, filename, "exec")
-        linecache.cache[filename] = (len(self.source), None, self.source.splitlines(True),
-                                     filename)
-        self._constants = constants
+        self._as_tuple = not single
+        self._check_finite = check_finite
+        self._source = None
+        self.n_statements = sum(1 for n in toposort(self.graph) if n.op is not None)
+        self.uses_tape = self.n_statements > TAPE_THRESHOLD
+        if not self.uses_tape:
+            self._source, self._constants = generate(self.graph, self.inputs, "symdiff_fn",
+                                                     as_tuple=self._as_tuple,
+                                                     check_finite=check_finite)
+            filename = f"<symdiff-{next(_counter)}>"
+            self._code = builtins.compile(self._source, filename, "exec")
+            linecache.cache[filename] = (len(self._source), None,
+                                         self._source.splitlines(True), filename)
         self._by_namespace: dict[int, tuple] = {}  # array_api: id(xp) -> (xp, function)
         self._fn = self._function_for(_NUMPY if xp is None else xp)
 
+    @property
+    def source(self) -> str:
+        """The generated Python/NumPy code (for a graph lowered to a tape, the equivalent
+        straight-line code, generated on first access and shown for reading only)."""
+        if self._source is None:
+            self._source = generate(self.graph, self.inputs, "symdiff_fn",
+                                    as_tuple=self._as_tuple)[0]
+        return self._source
+
     def _function_for(self, xp):
         """The generated function with ``xp`` bound as its array namespace (exec'd once per
-        namespace: our own generated code, never user text)."""
+        namespace: our own generated code, never user text), or a tape for huge graphs."""
+        if self.uses_tape:
+            ctx = _Context()
+            namespace = {"xp": xp}
+            check = _tape_checker(toposort(self.graph)) if self._check_finite else None
+            tape = Tape(self.graph, self.inputs, ctx, namespace, self._as_tuple, check)
+            namespace.update(ctx.constants)
+            return tape
         namespace = {"xp": xp, **self._constants}
         exec(self._code, namespace)
         return namespace["symdiff_fn"]

@@ -115,7 +115,7 @@ def normalize_axis(axis, ndim: int, opname: str, shape: tuple) -> tuple | None:
             raise ShapeError(f"{opname}: axis {a} is out of range for shape {fmt_shape(shape)}")
         out.append(int(a) % ndim)
     if len(set(out)) != len(out):
-        raise ShapeError(f"{opname}: repeated axis in {axis!r}")
+        raise ShapeError(f"{opname}: repeated axis in {axis!r} for shape {fmt_shape(shape)}")
     return tuple(sorted(out))
 
 

@@ -92,8 +92,10 @@ Relu = unary("relu", "xp.maximum({x}, 0)", lambda x, out, g: where(x > 0, g, 0),
              keep_dtype=True)
 Negative = unary("negative", "-{x}", lambda x, out, g: -g, "-x; derivative -1",
                  keep_dtype=True, symbol="-")
+# NumPy >= 2.1 keeps integer and bool dtypes in floor (older versions give float64): ask it
+_FLOOR_KEEPS_DTYPE = np.floor(np.zeros((), dtype=np.int64)).dtype == np.int64
 Floor = unary("floor", "xp.floor({x})", None, "largest integer <= x; no gradient",
-              differentiable=False)
+              keep_dtype=_FLOOR_KEEPS_DTYPE, differentiable=False)
 Round = unary("round", "xp.round({x})", None, "round half to even (NumPy); no gradient",
               keep_dtype=True, differentiable=False)
 Sign = unary("sign", "xp.sign({x})", None, "-1, 0 or 1; no gradient", keep_dtype=True,
@@ -344,7 +346,8 @@ def where(cond, a, b) -> Expr:
 
 class Clip(Op):
     """``clip(x, lo, hi)`` = min(max(x, lo), hi). Gradient: to x strictly inside (lo, hi), else to
-    the bound that is active (lo and hi may be expressions)."""
+    the bound that is active (lo and hi may be expressions); hi wins when the bounds cross (as
+    NumPy's value does)."""
 
     name = "clip"
 
@@ -356,9 +359,12 @@ class Clip(Op):
         return f"xp.clip({x}, {lo}, {hi})"
 
     def bprop(self, inputs, out, g):
+        # out = min(max(x, lo), hi): hi is active where max(x, lo) >= hi, i.e. out >= hi; else lo
+        # where x <= lo; else x (strictly inside, as hardtanh)
         x, lo, hi = inputs
-        below, above = x < lo, x > hi
-        return [where(below, 0, where(above, 0, g)), where(below, g, 0), where(above, g, 0)]
+        at_hi, at_lo = out >= hi, x <= lo
+        return [where(at_hi, 0, where(at_lo, 0, g)), where(at_hi, 0, where(at_lo, g, 0)),
+                where(at_hi, g, 0)]
 
 
 def clip(x, lo, hi) -> Expr:

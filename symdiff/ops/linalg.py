@@ -30,7 +30,11 @@ class Matmul(Op):
         if a2[-1] != b2[-2]:
             raise ShapeError(f"{self.name}: cannot align {fmt_shape(a.shape)} with "
                              f"{fmt_shape(b.shape)} ({a2[-1]} != {b2[-2]})")
-        batch = broadcast_shapes(a2[:-2], b2[:-2], opname=self.name)
+        try:
+            batch = broadcast_shapes(a2[:-2], b2[:-2], opname=self.name)
+        except ShapeError:
+            raise ShapeError(f"{self.name}: the batch axes of {fmt_shape(a.shape)} and "
+                             f"{fmt_shape(b.shape)} cannot be broadcast together") from None
         shape = batch + (a2[-2],) * (a.ndim >= 2) + (b2[-1],) * (b.ndim >= 2)
         return shape, np.result_type(a.dtype, b.dtype)
 

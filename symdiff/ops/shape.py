@@ -91,7 +91,7 @@ def reshape(x, shape) -> Expr:
     x = as_expr(x)
     shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
     if sum(1 for d in shape if d == -1) > 1:
-        raise ShapeError(f"reshape: only one -1 allowed, got {shape}")
+        raise ShapeError(f"reshape: only one -1 allowed, got {shape} for {fmt_shape(x.shape)}")
     if -1 in shape:
         known = int(np.prod([d for d in shape if d != -1], dtype=np.int64))
         if known == 0 or x.size % known:

@@ -1,0 +1,590 @@
+"""The op table: one row per registered op, read by the generic checks in ``test_ops.py``.
+
+A row gives the op's registry name, a builder (symdiff inputs -> Expr), a NumPy reference for
+the forward value, the cases to try (input shapes plus params such as ``axis``/``keepdims``),
+the input domain (positive, away from kinks, distinct values), the derivative order to check
+and tolerances. Everything particular to one op lives in its row, never in the test bodies.
+
+Builders and references are called as ``build(*inputs, **case.params)`` and
+``ref(*arrays, **case.params)``; every input is a float variable (indices, masks and constant
+operands are params). ``gradient`` says what a gradient through the op should do: ``"fd"``
+agree with finite differences, ``"none"`` raise UndefinedGradientError naming the op,
+``"zero"`` be zero (stop_gradient). Optional per row: ``kinks`` (points on a kink or a tie with
+the gradients the documented convention gives), ``bad`` (cases whose build must raise
+ShapeError naming the shapes), ``float32`` and ``sympy`` (extra oracles), and ``bugs`` (checks
+that fail because of a known bug outside symdiff/ops, marked xfail(strict=True) until fixed).
+"""
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import sympy as sp
+
+import symdiff as sd
+from symdiff.graph import apply
+from symdiff.ops.shape import ScatterAdd
+
+# the function names of the public contract (API.md); each needs a row
+API_FUNCTIONS = tuple(
+    "exp log log1p expm1 sqrt square abs sin cos tan tanh sigmoid softplus relu leaky_relu "
+    "hardtanh maximum minimum where clip power sum mean max min prod logsumexp norm matmul dot "
+    "outer transpose reshape concatenate stack take broadcast_to softmax log_softmax argmax "
+    "floor round sign stop_gradient".split())
+
+
+# ---------------------------------------------------------------------------------------------
+# input domains: a sampler maps (rng, shape) to an array; Joint samples all inputs together
+# ---------------------------------------------------------------------------------------------
+def uniform(lo: float = -2.0, hi: float = 2.0):
+    """Uniform on [lo, hi]."""
+    return lambda rng, shape: rng.uniform(lo, hi, shape)
+
+
+def magnitude(lo: float, hi: float):
+    """|x| uniform on [lo, hi] with a random sign: away from zero (divisors, prod)."""
+    return lambda rng, shape: rng.uniform(lo, hi, shape) * rng.choice([-1.0, 1.0], shape)
+
+
+def away_from(*points: float, margin: float = 0.1, lo: float = -2.0, hi: float = 2.0):
+    """Uniform on [lo, hi], but at least ``margin`` from each of ``points`` (kinks)."""
+    def sample(rng, shape):
+        x = rng.uniform(lo, hi, shape)
+        while True:
+            bad = np.zeros(np.shape(x), dtype=bool)
+            for p in points:
+                bad |= np.abs(x - p) < margin
+            if not bad.any():
+                return x
+            x = np.where(bad, rng.uniform(lo, hi, shape), x)
+    return sample
+
+
+def integers(lo: int, hi: int):
+    """Whole numbers in [lo, hi] as floats: ties on purpose (comparisons)."""
+    return lambda rng, shape: rng.integers(lo, hi + 1, shape).astype(np.float64)
+
+
+@dataclass(frozen=True)
+class Joint:
+    """A sampler of all inputs at once: ``fn(rng, shapes) -> list of arrays``."""
+
+    fn: Callable
+
+
+def distinct(lo: float = -2.0, hi: float = 2.0, gap: float = 0.1) -> Joint:
+    """Every entry of every input drawn without repeats from the grid ``lo + gap/2 + k gap``,
+    jittered by at most ``gap / 5``: no ties for max/min/argmax or between maximum's operands,
+    and constants that are multiples of ``gap`` (such as 0.3) are never within ``gap / 4``."""
+    grid = np.arange(lo + gap / 2, hi, gap)
+
+    def sample(rng, shapes):
+        sizes = [int(np.prod(s, dtype=np.int64)) for s in shapes]
+        values = rng.choice(grid, sum(sizes), replace=False)
+        values = values + rng.uniform(-gap / 5, gap / 5, values.shape)
+        out, start = [], 0
+        for shape, size in zip(shapes, sizes):
+            out.append(values[start:start + size].reshape(shape))
+            start += size
+        return out
+    return Joint(sample)
+
+
+# ---------------------------------------------------------------------------------------------
+# rows and cases
+# ---------------------------------------------------------------------------------------------
+def _shape_text(shape: tuple) -> str:
+    return "x".join(map(str, shape)) if shape else "s"
+
+
+def _param_text(key: str, value) -> str:
+    if value is True:
+        return key
+    if value is False or value is None:
+        return ""
+    if isinstance(value, tuple):
+        return key + ",".join(map(str, value))
+    return f"{key}{value}"
+
+
+@dataclass(eq=False)
+class Case:
+    """Input shapes and params of one try; ``label`` names it in test ids. ``bugs`` maps a
+    check ("jvp", "adjoint", ...) to the reason it fails because of a known bug outside the op
+    modules: that test is marked xfail(strict=True), so the fix shows up as XPASS."""
+
+    shapes: tuple
+    params: dict = field(default_factory=dict)
+    label: str | None = None
+    bugs: dict = field(default_factory=dict)
+    domain: object = None         # overrides the row's domain for this case
+
+    def text(self, sep: str) -> str:
+        if self.label is not None:
+            return self.label
+        parts = [sep.join(_shape_text(s) for s in self.shapes)]
+        parts += [_param_text(k, v) for k, v in self.params.items()]
+        return "-".join(p for p in parts if p)
+
+
+def C(*shapes: tuple, label: str | None = None, bugs: dict | None = None, domain=None,
+      **params) -> Case:
+    """A case: ``C((2, 3), (3,), axis=1)``."""
+    return Case(tuple(tuple(s) for s in shapes), params, label, bugs or {}, domain)
+
+
+@dataclass(eq=False)
+class Kink:
+    """A point on a kink or a tie, and the gradients of ``sum(out)`` there that the documented
+    sub-gradient convention (README, "conventions at kinks") prescribes."""
+
+    point: list
+    expected: list
+    params: dict = field(default_factory=dict)
+
+
+# known bugs outside symdiff/ops (reported; see Case.bugs)
+LITERAL_DTYPE = ("lower.py writes 0-d constants as Python literals, so a node whose array "
+                 "operands are all 0-d constants (where(mask, 1.0, 0.0), broadcast_to(0.3, s)) "
+                 "computes float64 in a float32 graph")
+JVP_THROUGH_MASK = ("grad.py jvp raises UndefinedGradientError at a node without a gradient "
+                    "(comparison, sign, floor) even when its consumers drop the tangent (where's "
+                    "condition, stop_gradient): forward mode through masks and jvp of gradients "
+                    "of kinked ops fail")
+
+
+@dataclass(eq=False)
+class Row:
+    op: str                       # name in symdiff.ops.base.REGISTRY
+    build: Callable               # (*Expr, **params) -> Expr
+    ref: Callable                 # (*ndarray, **params) -> ndarray
+    cases: list
+    domain: object = field(default_factory=uniform)  # sampler, list of samplers, or Joint
+    order: int = 2                # highest derivative order checked (gradient == "fd")
+    gradient: str = "fd"          # "fd" | "none" | "zero"
+    rtol: float = 1e-5            # derivative checks against finite differences
+    atol: float = 1e-6
+    fwd_rtol: float = 1e-10       # forward value against the NumPy reference
+    float32: bool = False         # also check a float32 build against float64
+    sympy: Callable | None = None  # sympy function of scalar symbols (scalar cases)
+    sep: str = "+"                # joins input shapes in case ids
+    bugs: dict = field(default_factory=dict)  # check -> (reason, case texts or None for all)
+    kinks: list = field(default_factory=list)  # Kink points: the documented sub-gradients
+    bad: list = field(default_factory=list)    # cases whose build must raise sd.ShapeError
+
+    def case_id(self, case: Case) -> str:
+        return f"{self.op}-{case.text(self.sep)}"
+
+    def known_bug(self, case: Case, check: str) -> str | None:
+        """Why ``check`` fails for ``case`` because of a known bug elsewhere, else None."""
+        if check in case.bugs:
+            return case.bugs[check]
+        reason, texts = self.bugs.get(check, (None, ()))
+        return reason if texts is None or case.text(self.sep) in texts else None
+
+    def sample(self, rng, case: Case) -> list:
+        """Float64 values of the case's inputs, drawn from its domain."""
+        domain, shapes = case.domain or self.domain, case.shapes
+        if isinstance(domain, Joint):
+            return [np.asarray(a, dtype=np.float64) for a in domain.fn(rng, shapes)]
+        samplers = domain if isinstance(domain, list) else [domain] * len(shapes)
+        return [np.asarray(s(rng, shape), dtype=np.float64)
+                for s, shape in zip(samplers, shapes)]
+
+
+# ---------------------------------------------------------------------------------------------
+# builders and references shared by several rows
+# ---------------------------------------------------------------------------------------------
+def _binary(fn):
+    """``fn`` of the inputs, with optional constant operands ``left=``/``right=``; works for
+    symdiff inputs (the builder) and NumPy arrays (the reference) alike."""
+    def apply_fn(*xs, left=None, right=None):
+        args = ([] if left is None else [left]) + list(xs) + ([] if right is None else [right])
+        return fn(*args)
+    return apply_fn
+
+
+_ROW3 = np.array([0.5, -1.5, 2.0])
+
+BINARY_CASES = [
+    C((), ()), C((2, 3), (2, 3)), C((2, 3), (3,)), C((2, 1), (1, 3)), C((), (2, 3)),
+    C((3,), (2, 3)),
+    C((2, 3), right=2.5, label="2x3-const2.5"),
+    C((2, 3), left=2.5, label="const2.5-2x3"),
+    C((2, 3), left=_ROW3, label="array3-2x3"),
+]
+UNARY_CASES = [C(()), C((5,)), C((2, 3))]
+REDUCE_CASES = [
+    C(()), C((4,)), C((2, 3)), C((2, 3), axis=0), C((2, 3), axis=1), C((2, 3), axis=-1),
+    C((2, 3), axis=(0, 1)), C((2, 3), keepdims=True), C((2, 3), axis=0, keepdims=True),
+    C((2, 3), axis=1, keepdims=True), C((2, 3, 2), axis=(0, 2)),
+    C((2, 3, 2), axis=(0, 2), keepdims=True),
+]
+SOFTMAX_CASES = [C((4,)), C((2, 3), axis=0), C((2, 3), axis=1), C((2, 3), axis=-1),
+                 C((2, 3, 2), axis=0), C((2, 3, 2), axis=1)]
+COMPARE_CASES = [C((), ()), C((2, 3), (3,)), C((2, 1), (1, 3)),
+                 C((2, 3), right=0.0, label="2x3-const0")]
+
+
+def _unary(op, build, ref, domain=None, sympy=None, **kw) -> Row:
+    return Row(op, build, ref, UNARY_CASES, domain=domain or uniform(), sympy=sympy, **kw)
+
+
+def _logsumexp_ref(x, axis=None, keepdims=False):
+    return np.log(np.sum(np.exp(x), axis=axis, keepdims=keepdims))
+
+
+def _norm_ref(x, axis=None, keepdims=False):
+    return np.sqrt(np.sum(np.square(x), axis=axis, keepdims=keepdims))
+
+
+def _softmax_ref(x, axis=-1):
+    e = np.exp(x)
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def _log_softmax_ref(x, axis=-1):
+    return x - np.log(np.sum(np.exp(x), axis=axis, keepdims=True))
+
+
+def _where(lib):
+    """where(mask, a, b); ``cond="a>b"`` uses a comparison of the inputs as the mask, and a
+    missing ``b`` is the constant ``right``."""
+    def fn(a, b=None, cond=None, right=0.0):
+        mask = a > b if isinstance(cond, str) else cond
+        return lib.where(mask, a, right if b is None else b)
+    return fn
+
+
+def _power(a, b=None, exponent=None, base=None):
+    """a ** b; ``exponent=`` a constant exponent, ``base=`` a constant base (``base ** a``)."""
+    if base is not None:
+        return base ** a
+    if exponent is not None:
+        return a ** exponent
+    return sd.power(a, b) if isinstance(a, sd.Expr) else np.power(a, b)
+
+
+def _transpose(lib):
+    def fn(x, axes=None, via_T=False):
+        return x.T if via_T else lib.transpose(x, axes)
+    return fn
+
+
+def _positions(shape) -> np.ndarray:
+    """The flat position of every entry of an array of ``shape``."""
+    return np.arange(int(np.prod(shape, dtype=np.int64))).reshape(shape)
+
+
+def _accumulate(values, positions, shape):
+    """Zeros of ``shape`` with ``values`` added at flat ``positions`` (repeats accumulate)."""
+    size = int(np.prod(shape, dtype=np.int64))
+    total = np.bincount(np.ravel(positions), weights=np.ravel(values), minlength=size)
+    return total.reshape(shape).astype(np.asarray(values).dtype)
+
+
+def _scatter_add_build(g, shape, indices, axis):
+    return apply(ScatterAdd(shape, axis), (g, sd.const(np.asarray(indices))))
+
+
+def _scatter_add_ref(g, shape, indices, axis):
+    return _accumulate(g, np.take(_positions(shape), indices, axis=axis), shape)
+
+
+def _scatter(shape, indices, axis, label) -> Case:
+    g_shape = np.take(_positions(shape), indices, axis=axis).shape
+    return C(g_shape, shape=shape, indices=indices, axis=axis, label=label)
+
+
+def _index_add_build(g, index, shape):
+    # index_add is the bprop of x[index]: vjp with u = g leaves just index_add(g)
+    source = sd.var("index_add_source", shape)
+    return sd.vjp(source[index], source, g)
+
+
+def _index_add_ref(g, index, shape):
+    return _accumulate(g, _positions(shape)[index], shape)
+
+
+def _index_add(shape, index, label) -> Case:
+    return C(_positions(shape)[index].shape, index=index, shape=shape, label=label)
+
+
+def _getitem(x, index):
+    return x[index]
+
+
+def _take_ref(x, indices, axis=0):
+    return np.take(x, indices, axis=axis)
+
+
+def _concatenate(lib):
+    return lambda *xs, axis=0: lib.concatenate(list(xs), axis=axis)
+
+
+def _stack(lib):
+    return lambda *xs, axis=0: lib.stack(list(xs), axis=axis)
+
+
+def _stop_gradient(lib):
+    """stop_gradient(x), or of ``inner(x)`` (an op without a gradient: the way through it)."""
+    def fn(x, inner=None):
+        x = x if inner is None else getattr(lib, inner)(x)
+        return sd.stop_gradient(x) if lib is sd else x
+    return fn
+
+
+_MASK23 = np.array([[True, False, True], [False, False, True]])
+_MASK3 = np.array([True, False, True])
+
+
+def _sp_sigmoid(x):
+    return 1 / (1 + sp.exp(-x))
+
+
+# ---------------------------------------------------------------------------------------------
+# the table
+# ---------------------------------------------------------------------------------------------
+ROWS: list[Row] = [
+    # unary elementwise
+    _unary("exp", sd.exp, np.exp, sympy=sp.exp, float32=True),
+    _unary("log", sd.log, np.log, uniform(0.5, 2.0), sympy=sp.log, float32=True),
+    _unary("log1p", sd.log1p, np.log1p, uniform(-0.5, 2.0), sympy=lambda x: sp.log(1 + x)),
+    _unary("expm1", sd.expm1, np.expm1, sympy=lambda x: sp.exp(x) - 1),
+    _unary("sqrt", sd.sqrt, np.sqrt, uniform(0.5, 2.0), sympy=sp.sqrt, float32=True),
+    _unary("square", sd.square, np.square, sympy=lambda x: x ** 2),
+    _unary("abs", abs, np.abs, away_from(0.0), sympy=sp.Abs,
+           kinks=[Kink([[0.0, -1.0, 2.0]], [[0.0, -1.0, 1.0]])],
+           bugs={"forward_over_reverse": (JVP_THROUGH_MASK, None)}),
+    _unary("sin", sd.sin, np.sin, sympy=sp.sin),
+    _unary("cos", sd.cos, np.cos, sympy=sp.cos),
+    _unary("tan", sd.tan, np.tan, uniform(-1.2, 1.2), sympy=sp.tan),
+    _unary("tanh", sd.tanh, np.tanh, sympy=sp.tanh, float32=True),
+    _unary("sigmoid", sd.sigmoid, lambda x: 1 / (1 + np.exp(-x)), sympy=_sp_sigmoid,
+           float32=True),
+    _unary("softplus", sd.softplus, lambda x: np.log1p(np.exp(x)),
+           sympy=lambda x: sp.log(1 + sp.exp(x)), float32=True),
+    _unary("relu", sd.relu, lambda x: np.maximum(x, 0), away_from(0.0),
+           sympy=lambda x: sp.Max(0, x), float32=True,
+           bugs={"forward_over_reverse": (JVP_THROUGH_MASK, None),
+                 "float32": (LITERAL_DTYPE, ["s"])},
+           kinks=[Kink([[0.0, -1.0, 2.0]], [[0.0, 0.0, 1.0]])]),
+    _unary("negative", operator.neg, np.negative, sympy=lambda x: -x),
+    Row("leaky_relu", sd.leaky_relu, lambda x, alpha=0.01: np.where(x > 0, x, alpha * x),
+        [C(()), C((2, 3)), C((2, 3), alpha=0.2),
+         C((), (), label="s-alpha_s"), C((2, 3), (), label="2x3-alpha_s"),
+         C((2, 3), (3,), label="2x3-alpha_3")],
+        domain=[away_from(0.0), uniform(0.05, 0.3)], float32=True,
+        bugs={"forward_over_reverse": (JVP_THROUGH_MASK, None),
+              "float32": (LITERAL_DTYPE, ["s"])},
+        kinks=[Kink([[0.0, -1.0, 2.0]], [[0.2, 0.2, 1.0]], {"alpha": 0.2}),
+               Kink([[0.0, -1.0, 2.0], 0.2], [[0.2, 0.2, 1.0], -1.0])],
+        bad=[C((2, 3), (2,), label="2x3-alpha_2")]),
+    Row("hardtanh", sd.hardtanh, lambda x, lo=-1.0, hi=1.0: np.minimum(np.maximum(x, lo), hi),
+        [C(()), C((5,)), C((2, 3)), C((2, 3), lo=-0.5, hi=2.0)],
+        domain=away_from(-1.0, 1.0, -0.5, 2.0, margin=0.1, lo=-3.0, hi=3.0),
+        kinks=[Kink([[-1.0, 1.0, 0.0, 2.0, -3.0]], [[0.0, 0.0, 1.0, 0.0, 0.0]])],
+        bugs={"forward_over_reverse": (JVP_THROUGH_MASK, None)}),
+    # binary arithmetic (operators: + - * / ** on either side)
+    Row("add", _binary(operator.add), _binary(operator.add), BINARY_CASES, float32=True,
+        sympy=operator.add,
+        bugs={"float32": (LITERAL_DTYPE, ["s+s", "s+2x3"])},
+        bad=[C((2, 3), (2,)), C((3,), (4,))]),
+    Row("subtract", _binary(operator.sub), _binary(operator.sub), BINARY_CASES,
+        sympy=operator.sub, bad=[C((2, 3), (2,))]),
+    Row("multiply", _binary(operator.mul), _binary(operator.mul), BINARY_CASES, float32=True,
+        sympy=operator.mul, bad=[C((2, 3), (2,))]),
+    Row("divide", _binary(operator.truediv), _binary(operator.truediv), BINARY_CASES,
+        domain=magnitude(0.5, 2.0), float32=True, sympy=operator.truediv,
+        bad=[C((2, 3), (2,))]),
+    Row("power", _power, _power,
+        [C((), ()), C((2, 3), (2, 3)), C((2, 3), (3,)), C((2, 1), (1, 3)), C((), (2, 3)),
+         C((2, 3), exponent=3.0), C((2, 3), exponent=2), C((2, 3), exponent=-1.5),
+         C((3,), base=2.0)],
+        domain=[uniform(0.5, 2.0), uniform(-1.5, 1.5)], float32=True, sympy=operator.pow,
+        bad=[C((2, 3), (2,))]),
+    Row("maximum", _binary(sd.maximum), _binary(np.maximum),
+        BINARY_CASES[:6] + [C((2, 3), right=0.3, label="2x3-const0.3")],
+        domain=distinct(), sympy=sp.Max,
+        kinks=[Kink([[1.0, 2.0], [1.0, 0.0]], [[0.5, 1.0], [0.5, 0.0]])],
+        bad=[C((2, 3), (2,))],
+        bugs={"forward_over_reverse": (JVP_THROUGH_MASK, None)}),
+    Row("minimum", _binary(sd.minimum), _binary(np.minimum),
+        BINARY_CASES[:6] + [C((2, 3), right=0.3, label="2x3-const0.3")],
+        domain=distinct(), sympy=sp.Min,
+        kinks=[Kink([[1.0, 2.0], [1.0, 0.0]], [[0.5, 0.0], [0.5, 1.0]])],
+        bad=[C((2, 3), (2,))],
+        bugs={"forward_over_reverse": (JVP_THROUGH_MASK, None)}),
+    # selection
+    Row("where", _where(sd), _where(np),
+        [C((2, 3), (2, 3), cond=_MASK23, label="2x3+2x3-mask2x3"),
+         C((2, 3), (3,), cond=_MASK3, label="2x3+3-mask3"),
+         C((2, 1), (1, 3), cond=_MASK23, label="2x1+1x3-mask2x3"),
+         C((2, 3), cond=_MASK23, right=0.0, label="2x3+const0-mask2x3"),
+         C((2, 3), (2, 3), cond="a>b", label="2x3+2x3-cond_a>b",
+           bugs={"jvp": JVP_THROUGH_MASK, "adjoint": JVP_THROUGH_MASK,
+                 "forward_over_reverse": JVP_THROUGH_MASK}),
+         C((), (), cond="a>b", label="s+s-cond_a>b",
+           bugs={"jvp": JVP_THROUGH_MASK, "adjoint": JVP_THROUGH_MASK,
+                 "forward_over_reverse": JVP_THROUGH_MASK})],
+        domain=distinct(), float32=True,
+        bugs={"float32": (LITERAL_DTYPE, ["s+s-cond_a>b"])},
+        bad=[C((2, 3), (2,), cond=_MASK23, label="2x3+2-mask2x3")]),
+    Row("clip", lambda x, lo=-1.0, hi=1.0: sd.clip(x, lo, hi),
+        lambda x, lo=-1.0, hi=1.0: np.minimum(np.maximum(x, lo), hi),
+        [C(()), C((2, 3)), C((2, 3), (3,), label="2x3-lo_3"),
+         C((2, 3), (), (), label="2x3-lo_s-hi_s"),
+         C((2, 3), (3,), (2, 1), label="2x3-lo_3-hi_2x1"),
+         C((), (), (), label="s-lo_s-hi_s"),
+         C((2, 3), (), (), label="2x3-crossed_bounds",
+           domain=[away_from(0.5, 1.0, margin=0.3, lo=-2.5, hi=2.5),
+                   uniform(0.9, 1.1), uniform(0.4, 0.6)])],
+        domain=[away_from(-1.0, 1.0, margin=0.3, lo=-2.5, hi=2.5),
+                uniform(-1.2, -0.8), uniform(0.8, 1.2)], float32=True,
+        bugs={"forward_over_reverse": (JVP_THROUGH_MASK, None),
+              "float32": (LITERAL_DTYPE, ["s", "s-lo_s-hi_s"])},
+        kinks=[Kink([[-1.0, 1.0, 0.0, 2.0, -3.0]], [[0.0, 0.0, 1.0, 0.0, 0.0]]),
+               Kink([[-1.0, 1.0, 0.0, 2.0, -3.0], -1.0, 1.0],
+                    [[0.0, 0.0, 1.0, 0.0, 0.0], 2.0, 2.0])],
+        bad=[C((2, 3), (2,), label="2x3-lo_2")]),
+    # reductions
+    Row("sum", sd.sum, np.sum, REDUCE_CASES, float32=True,
+        bugs={"float32": (LITERAL_DTYPE, ["s", "4", "2x3", "2x3-axis0,1", "2x3-keepdims"])},
+        bad=[C((2, 3), axis=2), C((2, 3), axis=(0, 0))]),
+    Row("mean", sd.mean, np.mean, REDUCE_CASES, float32=True,
+        bugs={"float32": (LITERAL_DTYPE, ["s", "4", "2x3", "2x3-axis0,1", "2x3-keepdims"])},
+        bad=[C((2, 3), axis=-3)]),
+    Row("max", sd.max, np.max, REDUCE_CASES, domain=distinct(), float32=True,
+        bugs={"forward_over_reverse": (JVP_THROUGH_MASK, None),
+              "float32": (LITERAL_DTYPE, None)},
+        kinks=[Kink([[1.0, 3.0, 3.0, 2.0]], [[0.0, 0.5, 0.5, 0.0]]),
+               Kink([[[1.0, 1.0], [0.0, 2.0]]], [[[0.5, 0.5], [0.0, 1.0]]], {"axis": 1})],
+        bad=[C((2, 3), axis=2)]),
+    Row("min", sd.min, np.min, REDUCE_CASES, domain=distinct(),
+        kinks=[Kink([[1.0, 0.0, 0.0, 2.0]], [[0.0, 0.5, 0.5, 0.0]])],
+        bad=[C((2, 3), axis=2)],
+        bugs={"forward_over_reverse": (JVP_THROUGH_MASK, None)}),
+    Row("prod", sd.prod, np.prod, REDUCE_CASES, domain=magnitude(0.5, 1.5),
+        bad=[C((2, 3), axis=2)]),
+    Row("logsumexp", sd.logsumexp, _logsumexp_ref, REDUCE_CASES, float32=True,
+        bad=[C((2, 3), axis=2)]),
+    Row("norm", sd.norm, _norm_ref, REDUCE_CASES, float32=True,
+        bad=[C((2, 3), axis=2)]),
+    # linear algebra
+    Row("matmul", _binary(operator.matmul), _binary(operator.matmul),
+        [C((3,), (3,)), C((2, 3), (3,)), C((3,), (3, 4)), C((2, 3), (3, 4)),
+         C((2, 3, 4), (4, 5)), C((2, 3, 4), (2, 4, 5)), C((1, 3, 4), (2, 4, 5)),
+         C((4,), (2, 4, 3)), C((2, 3, 4), (4,)), C((2, 1, 3, 4), (5, 4, 2)),
+         C((3, 4), left=np.linspace(-1.0, 1.0, 6).reshape(2, 3), label="array2x3@3x4")],
+        sep="@", float32=True,
+        bad=[C((2, 3), (4,)), C((2, 3, 4), (3, 4, 5)), C((), (3,))]),
+    Row("dot", sd.dot, np.dot,
+        [C((3,), (3,)), C((2, 3), (3,)), C((3,), (3, 4)), C((2, 3), (3, 4))], sep=".",
+        bad=[C((2, 3), (4,)), C((2, 2, 2), (2,))]),
+    Row("outer", sd.outer, np.outer, [C((3,), (4,)), C((2, 2), (3,)), C((), (3,))]),
+    # shape
+    Row("transpose", _transpose(sd), _transpose(np),
+        [C((2, 3)), C((2, 3), via_T=True, label="2x3-T"), C((2, 3, 4), axes=(1, 0, 2)),
+         C((2, 3, 4), axes=(2, 0, 1)), C((2, 3, 4), axes=(-1, 0, 1)),
+         C((2, 3, 4), via_T=True, label="2x3x4-T")], float32=True,
+        bad=[C((2, 3), axes=(0, 0)), C((2, 3), axes=(0, 1, 2))]),
+    Row("reshape", sd.reshape, np.reshape,
+        [C((2, 3), shape=(3, 2)), C((6,), shape=(2, -1)), C((2, 3, 2), shape=(-1, 2)),
+         C((2, 3), shape=(6,)), C((), shape=(1, 1)), C((4,), shape=(2, 1, 2))],
+        bad=[C((2, 3), shape=(4,)), C((2, 3), shape=(-1, 4)), C((2, 3), shape=(-1, -1))]),
+    Row("broadcast_to", sd.broadcast_to, np.broadcast_to,
+        [C((3,), shape=(2, 3)), C((2, 1), shape=(2, 3)), C((), shape=(2, 2)),
+         C((1, 3), shape=(2, 2, 3))],
+        bad=[C((2, 3), shape=(3,)), C((2, 3), shape=(3, 3))]),
+    Row("concatenate", _concatenate(sd), _concatenate(np),
+        [C((2, 3), (1, 3)), C((2, 3), (2, 2), axis=1), C((3,), (2,), (1,)),
+         C((2, 3), (2, 1), axis=-1), C((2, 2), (2, 2), (2, 2), axis=1)], float32=True,
+        bad=[C((2, 3), (2, 2)), C((2, 3), (3,))]),
+    Row("stack", _stack(sd), _stack(np),
+        [C((3,), (3,)), C((3,), (3,), axis=1), C((2, 3), (2, 3), (2, 3)),
+         C((2, 3), (2, 3), (2, 3), axis=1), C((2, 3), (2, 3), (2, 3), axis=2),
+         C((2, 3), (2, 3), (2, 3), axis=-1), C((), ())],
+        bad=[C((2, 3), (3, 2)), C((3,), (3,), axis=2)]),
+    Row("take", sd.take, _take_ref,
+        [C((4,), indices=[1, 1, 0], label="4-idx110"),
+         C((3, 4), indices=[1, 1, 0], axis=0, label="3x4-idx110-axis0"),
+         C((3, 4), indices=[1, 1, 0], axis=1, label="3x4-idx110-axis1"),
+         C((3, 4), indices=[[0, 2], [2, 2]], axis=1, label="3x4-idx2x2-axis1"),
+         C((3, 4), indices=2, axis=1, label="3x4-idx_scalar-axis1"),
+         C((4,), indices=[-1, 0, -1], label="4-idx_negative"),
+         C((2, 3, 2), indices=[1, 1, 0], axis=-2, label="2x3x2-idx110-axis-2")],
+        float32=True,
+        bad=[C((4,), indices=[4], label="4-idx4"),
+             C((3, 4), indices=[0], axis=2, label="3x4-axis2")]),
+    Row("getitem", _getitem, _getitem,
+        [C((5,), index=1, label="5-[1]"),
+         C((5,), index=-1, label="5-[-1]"),
+         C((5,), index=slice(1, 4), label="5-[1:4]"),
+         C((5,), index=slice(None, None, -1), label="5-[::-1]"),
+         C((5,), index=slice(4, 0, -2), label="5-[4:0:-2]"),
+         C((5,), index=None, label="5-[None]"),
+         C((5,), index=np.array([1, 1, 0]), label="5-[110]"),
+         C((5,), index=[3, 3], label="5-[list33]"),
+         C((5,), index=np.array([True, False, True, False, True]), label="5-[bool_mask]"),
+         C((3, 4), index=(1, 2), label="3x4-[1,2]"),
+         C((3, 4), index=(slice(None), 1), label="3x4-[:,1]"),
+         C((3, 4), index=(None, slice(1, None)), label="3x4-[None,1:]"),
+         C((3, 4), index=(Ellipsis, slice(None, None, -1)), label="3x4-[...,::-1]"),
+         C((3, 4), index=(slice(None), [2, 2, 0]), label="3x4-[:,220]"),
+         C((3, 4), index=([0, 1], [1, 1]), label="3x4-[01,11]"),
+         C((3, 4), index=np.array([[0, 2], [2, 2]]), label="3x4-[idx2x2]"),
+         C((3, 4), index=(-1, slice(None, None, -2)), label="3x4-[-1,::-2]"),
+         C((2, 3, 4), index=(Ellipsis, 1), label="2x3x4-[...,1]"),
+         C((2, 3, 4), index=(1, Ellipsis, None), label="2x3x4-[1,...,None]"),
+         C((2, 3, 4), index=(slice(None), [0, 0], slice(1, 3)), label="2x3x4-[:,00,1:3]")],
+        float32=True,
+        bugs={"float32": (LITERAL_DTYPE, ["5-[1]", "5-[-1]", "3x4-[1,2]"])},
+        bad=[C((5,), index=5, label="5-[5]"),
+             C((3, 4), index=(0, 0, 0), label="3x4-[0,0,0]")]),
+    # the transposes of take and indexing (internal: built by their bprops)
+    Row("scatter_add", _scatter_add_build, _scatter_add_ref,
+        [_scatter((4,), [1, 1, 0], 0, "4-idx110"),
+         _scatter((4, 3), [1, 1, 0], 0, "4x3-idx110-axis0"),
+         _scatter((2, 4), [1, 1, 0], 1, "2x4-idx110-axis1"),
+         _scatter((2, 3), [[0, 2], [2, 2]], 1, "2x3-idx2x2-axis1"),
+         _scatter((2, 3, 2), [2, 0, 2], 1, "2x3x2-idx202-axis1")]),
+    Row("index_add", _index_add_build, _index_add_ref,
+        [_index_add((5,), 1, "5-[1]"),
+         _index_add((5,), (slice(4, 0, -2),), "5-[4:0:-2]"),
+         _index_add((5,), (np.array([1, 1, 0]),), "5-[110]"),
+         _index_add((3, 4), (slice(None), [2, 2, 0]), "3x4-[:,220]"),
+         _index_add((3, 4), ([0, 1, 0], [1, 1, 1]), "3x4-[010,111]"),
+         _index_add((3, 4), (None, Ellipsis, slice(None, None, -1)), "3x4-[None,...,::-1]")]),
+    # neural-net units
+    Row("softmax", sd.softmax, _softmax_ref, SOFTMAX_CASES, float32=True,
+        bad=[C((2, 3), axis=2)]),
+    Row("log_softmax", sd.log_softmax, _log_softmax_ref, SOFTMAX_CASES, float32=True,
+        bad=[C((2, 3), axis=-3)]),
+    # no gradient: forward value only, and grad through them raises
+    Row("argmax", sd.argmax, np.argmax,
+        [C((5,)), C((2, 3)), C((2, 3), axis=0), C((2, 3), axis=1), C((2, 3), axis=-1)],
+        domain=distinct(), gradient="none",
+        bad=[C((2, 3), axis=2)]),
+    _unary("floor", sd.floor, np.floor, uniform(-3.0, 3.0), gradient="none"),
+    _unary("round", sd.round, np.round, uniform(-3.0, 3.0), gradient="none"),
+    _unary("sign", sd.sign, np.sign, away_from(0.0), gradient="none"),
+    Row("less", _binary(operator.lt), _binary(operator.lt), COMPARE_CASES,
+        domain=integers(-1, 1), gradient="none"),
+    Row("less_equal", _binary(operator.le), _binary(operator.le), COMPARE_CASES,
+        domain=integers(-1, 1), gradient="none"),
+    Row("greater", _binary(operator.gt), _binary(operator.gt), COMPARE_CASES,
+        domain=integers(-1, 1), gradient="none"),
+    Row("greater_equal", _binary(operator.ge), _binary(operator.ge), COMPARE_CASES,
+        domain=integers(-1, 1), gradient="none"),
+    Row("equal", _binary(operator.eq), _binary(operator.eq), COMPARE_CASES,
+        domain=integers(-1, 1), gradient="none"),
+    Row("not_equal", _binary(operator.ne), _binary(operator.ne), COMPARE_CASES,
+        domain=integers(-1, 1), gradient="none"),
+    # the explicit way through: value passes, gradient zero
+    Row("stop_gradient", _stop_gradient(sd), _stop_gradient(np),
+        UNARY_CASES + [C((2, 3), inner="floor", label="2x3-of_floor",
+                         bugs={"zero_gradient": JVP_THROUGH_MASK})],
+        gradient="zero"),
+]
