@@ -16,6 +16,7 @@ from .ops import (  # noqa: F401
     square, stack, stop_gradient, sum, take, tan, tanh, transpose, where)
 from .grad import grad, hessian, hvp, jacobian, jvp, vjp  # noqa: F401
 from .lower import compile, compile_grad  # noqa: F401
+from .rewrite import optimize  # noqa: F401
 from .inspect import pretty, to_dot, to_latex  # noqa: F401
 from .explain import explain  # noqa: F401
 from .render import render  # noqa: F401

@@ -181,6 +181,7 @@ def explain(y: Expr, wrt, at: dict) -> Explanation:
         edges.append(edge)
         by_name[edge.input].incoming.append(edge)
     gradients = {w.name if w.is_var else names[id(w)]:
-                 value_of[id(table[id(w)])] if id(w) in table else np.zeros(w.shape)
+                 np.asarray(value_of[id(table[id(w)])] if id(w) in table
+                            else np.zeros(w.shape, w.dtype))
                  for w in wrt_list}
     return Explanation(steps, edges, gradients)

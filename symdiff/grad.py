@@ -20,17 +20,20 @@ from . import ops
 
 
 def unbroadcast(g: Expr, shape: tuple) -> Expr:
-    """Sum ``g`` over the axes that broadcasting added or stretched, giving ``shape``."""
+    """``g`` brought to ``shape``: summed over the axes broadcasting added or stretched, and
+    broadcast where ``g`` is smaller (a tangent of a broadcast operand)."""
     if g.shape == shape:
         return g
     lead = g.ndim - len(shape)
-    if lead < 0:
-        return ops.broadcast_to(g, shape)
-    axes = tuple(range(lead)) + tuple(
-        lead + i for i, d in enumerate(shape) if d == 1 and g.shape[lead + i] != 1)
+    if lead > 0:
+        g = ops.sum(g, axis=tuple(range(lead)))
+    offset = len(shape) - g.ndim
+    axes = tuple(i for i, d in enumerate(g.shape) if d != 1 and shape[offset + i] == 1)
     if axes:
-        g = ops.sum(g, axis=axes)
-    return ops.reshape(g, shape)
+        g = ops.sum(g, axis=axes, keepdims=True)
+    if g.shape != shape:
+        g = ops.broadcast_to(g, shape)
+    return g
 
 
 def _sum_all(contributions: list[Expr]) -> Expr:
@@ -110,8 +113,11 @@ def _check_targets(y: Expr, wrt: Sequence[Expr]) -> None:
 
 
 def _label(g: Expr, y: Expr, w: Expr) -> Expr:
+    """Name a new gradient node after the derivative it is: ``dJ/dW``, or ``d(dJ/dw)/dw`` for
+    the derivative of a gradient."""
     if g.label is None and g.role == "grad":
-        g.label = f"dJ/d{w.name}" if w.is_var else "dJ/d(node)"
+        top = f"d({y.label})" if y.label else "dJ"
+        g.label = f"{top}/d{w.name}" if w.is_var else f"{top}/d(node)"
     return g
 
 
@@ -197,9 +203,21 @@ def hvp(y: Expr, x: Expr, v) -> Expr:
     return grad(ops.sum(g * v), x)
 
 
+_UNDEFINED = object()  # the tangent of an op without a gradient (a mask, an argmax...)
+
+
+def _ignored_inputs(node: Expr) -> set[int]:
+    """Positions of ``node``'s inputs whose tangents its rules never use (bprop gives None),
+    e.g. the condition of where or the input of stop_gradient."""
+    probe = _make_var("g'", node.shape, node.dtype)
+    return {k for k, c in enumerate(node.op.bprop(node.inputs, node, probe)) if c is None}
+
+
 def jvp(y: Expr, x: Expr, v) -> Expr:
     """Forward-mode directional derivative ``J v`` (shape ``y.shape``): tangents pushed through
-    the graph in topological order by each op's ``jvp`` rule."""
+    the graph in topological order by each op's ``jvp`` rule. An op without a gradient gives an
+    undefined tangent, an error only if a consumer actually uses it (a mask feeding where's
+    condition, or anything under stop_gradient, is fine)."""
     y = as_expr(y)
     v = as_expr(v, like=x)
     if v.shape != x.shape:
@@ -207,7 +225,8 @@ def jvp(y: Expr, x: Expr, v) -> Expr:
                          f"{fmt_shape(x.shape)}")
     _check_targets(y, [x])
     order = toposort([y])
-    tangent: dict[int, Expr] = {id(x): v}
+    tangent: dict[int, object] = {id(x): v}
+    source: dict[int, Expr] = {}  # id(node) -> the op without gradient behind an undefined one
     with grad_context():
         for node in order:
             if node.op is None or id(node) in tangent:
@@ -216,11 +235,23 @@ def jvp(y: Expr, x: Expr, v) -> Expr:
             if all(t is None for t in ins):
                 continue
             if not node.op.differentiable:
-                raise _undefined(node, [x])
+                tangent[id(node)] = _UNDEFINED
+                source[id(node)] = node
+                continue
+            if any(t is _UNDEFINED for t in ins):
+                ignored = _ignored_inputs(node)
+                for k, (inp, t) in enumerate(zip(node.inputs, ins)):
+                    if t is _UNDEFINED and k not in ignored:
+                        raise _undefined(source[id(inp)], [x])
+                ins = [None if t is _UNDEFINED else t for t in ins]
+                if all(t is None for t in ins):
+                    continue
             t = node.op.jvp(node.inputs, node, ins)
             if t is not None:
                 tangent[id(node)] = unbroadcast(t, node.shape)
     result = tangent.get(id(y))
+    if result is _UNDEFINED:
+        raise _undefined(source[id(y)], [x])
     return _zeros(y) if result is None else result
 
 

@@ -273,6 +273,8 @@ def _tensor_latex(expr: Expr) -> str:
                 text[id(node)] = (sep.join(ms), PREC_MUL)
             elif name in ("matmul", "dot"):
                 ms = [s if p >= PREC_MUL else f"\\left({s}\\right)" for s, p in parts]
+                if node.inputs[0].ndim == 1:  # a vector on the left is a row: u^T h
+                    ms[0] = f"{wrap[0]}^\\top"
                 text[id(node)] = (" ".join(ms), PREC_MUL)
             elif name == "divide":
                 text[id(node)] = (f"\\frac{{{parts[0][0]}}}{{{parts[1][0]}}}", PREC_ATOM)

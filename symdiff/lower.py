@@ -43,9 +43,14 @@ class _Context:
         return name
 
 
+_LITERAL_DTYPES = (np.dtype(np.float64), np.dtype(np.int64), np.dtype(bool))
+
+
 def _literal(value: np.ndarray) -> str | None:
-    """Source text for a 0-d constant (None when it cannot be a plain literal)."""
-    if value.shape != ():
+    """Source text for a 0-d constant, or None when it must be bound as an array: not 0-d,
+    not finite, or of a dtype a Python literal would not keep (float32 stays float32 even
+    where it is the only array operand, as in ``where(mask, 1.0, 0.0)``)."""
+    if value.shape != () or value.dtype not in _LITERAL_DTYPES:
         return None
     item = value.item()
     if isinstance(item, bool):

@@ -105,6 +105,9 @@ def normalize_axis(axis, ndim: int, opname: str, shape: tuple) -> tuple | None:
     """``axis`` (None, int or tuple) as a sorted tuple of non-negative ints, or None for all."""
     if axis is None:
         return None
+    if not isinstance(axis, (int, np.integer, tuple, list)):
+        raise ShapeError(f"{opname}: axis must be an int, a tuple of ints or None, got "
+                         f"{type(axis).__name__}")
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
     out = []
     for a in axes:

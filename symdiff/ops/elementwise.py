@@ -36,6 +36,9 @@ class Unary(Op):
         return apply(self, (as_expr(x),))
 
     def infer(self, x):
+        if x.dtype == bool and self.name in ("negative", "sign"):
+            raise DTypeError(f"{self.name}: not defined for a boolean mask; convert it with "
+                             f"where(mask, 1.0, 0.0)")
         return x.shape, (x.dtype if self.keep_dtype else float_dtype(x.dtype))
 
     def lower(self, ctx, x):
@@ -182,6 +185,12 @@ class Subtract(Binary):
     """a - b; gradients g and -g."""
 
     name, symbol, precedence, lowering = "subtract", "-", PREC_ADD, "{a} - {b}"
+
+    def result_dtype(self, a, b):
+        if a.dtype == bool and b.dtype == bool:
+            raise DTypeError("subtract: both operands are boolean masks; convert one with "
+                             "where(mask, 1.0, 0.0)")
+        return super().result_dtype(a, b)
 
     def bprop(self, inputs, out, g):
         return [g, -g]
@@ -420,7 +429,13 @@ class Hardtanh(Op):
 
 
 def hardtanh(x, lo=-1.0, hi=1.0) -> Expr:
-    """Hard tanh, max(lo, min(hi, x)) (Goodfellow 6.3.3)."""
+    """Hard tanh, max(lo, min(hi, x)) (Goodfellow 6.3.3); ``lo`` and ``hi`` are numbers (use
+    ``clip`` for expression bounds)."""
+    for bound in (lo, hi):
+        if isinstance(bound, bool) or not isinstance(bound, (int, float, np.integer,
+                                                              np.floating)):
+            raise DTypeError(f"hardtanh: lo and hi must be numbers, got {bound!r}; use "
+                             f"clip(x, lo, hi) for expression bounds")
     return apply(Hardtanh(lo, hi), (as_expr(x),))
 
 

@@ -43,6 +43,9 @@ class Matmul(Op):
 
     def bprop(self, inputs, out, g):
         a, b = inputs
+        vector = _vector_bprop(a, b, g)
+        if vector is not None:
+            return vector
         a2 = a if a.ndim >= 2 else reshape(a, (1,) + a.shape)
         b2 = b if b.ndim >= 2 else reshape(b, b.shape + (1,))
         batch = out.shape[:len(out.shape) - (a.ndim >= 2) - (b.ndim >= 2)]
@@ -63,6 +66,19 @@ class Matmul(Op):
             return apply(self, (a, tb))
         left = apply(self, (ta, b))
         return left if tb is None else left + apply(self, (a, tb))
+
+
+def _vector_bprop(a: Expr, b: Expr, g: Expr):
+    """The textbook forms when an operand is a vector (CS224n: ``dS/dW = delta x^T``):
+    ``u . h`` gives ``g h`` and ``g u``; ``W x`` gives ``outer(g, x)`` and ``W^T g``; ``x W``
+    gives ``W g`` and ``outer(x, g)``. None for matrix-matrix and batched products."""
+    if a.ndim == 1 and b.ndim == 1:
+        return [g * b, g * a]
+    if a.ndim == 2 and b.ndim == 1:
+        return [outer(g, b), matmul(g, a)]
+    if a.ndim == 1 and b.ndim == 2:
+        return [matmul(b, g), outer(a, g)]
+    return None
 
 
 class Dot(Matmul):

@@ -46,6 +46,8 @@ class Transpose(Op):
 def transpose(x, axes=None) -> Expr:
     """Permute the axes of ``x`` (reverse them when ``axes`` is None, as ``x.T``)."""
     x = as_expr(x)
+    if axes is not None and not isinstance(axes, (tuple, list)):
+        raise ShapeError(f"transpose: axes must be a tuple of ints or None, got {axes!r}")
     axes = tuple(reversed(range(x.ndim))) if axes is None else tuple(
         normalize_single_axis(a, x.ndim, "transpose", x.shape) for a in axes)
     if axes == tuple(range(x.ndim)):
@@ -89,6 +91,8 @@ class Reshape(Op):
 def reshape(x, shape) -> Expr:
     """``x`` with a new shape; one entry may be -1 (inferred)."""
     x = as_expr(x)
+    if not isinstance(shape, (int, np.integer, tuple, list)) or isinstance(shape, bool):
+        raise ShapeError(f"reshape: shape must be an int or a tuple of ints, got {shape!r}")
     shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
     if sum(1 for d in shape if d == -1) > 1:
         raise ShapeError(f"reshape: only one -1 allowed, got {shape} for {fmt_shape(x.shape)}")
@@ -361,7 +365,7 @@ def _index_shape(shape: tuple, spec: tuple) -> tuple:
                                             strides=(0,) * len(shape))
     try:
         return dummy[decode_index(spec)].shape
-    except IndexError as exc:
+    except (IndexError, ValueError) as exc:
         raise ShapeError(f"index {_spec_text(spec)} does not fit shape {fmt_shape(shape)}: "
                          f"{exc}") from None
 
