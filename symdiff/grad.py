@@ -240,9 +240,12 @@ def jvp(y: Expr, x: Expr, v) -> Expr:
                 continue
             if any(t is _UNDEFINED for t in ins):
                 ignored = _ignored_inputs(node)
-                for k, (inp, t) in enumerate(zip(node.inputs, ins)):
-                    if t is _UNDEFINED and k not in ignored:
-                        raise _undefined(source[id(inp)], [x])
+                used = [inp for k, (inp, t) in enumerate(zip(node.inputs, ins))
+                        if t is _UNDEFINED and k not in ignored]
+                if used:  # undefined flows on; an error only if it reaches the output
+                    tangent[id(node)] = _UNDEFINED
+                    source[id(node)] = source[id(used[0])]
+                    continue
                 ins = [None if t is _UNDEFINED else t for t in ins]
                 if all(t is None for t in ins):
                     continue

@@ -7,6 +7,7 @@ by building a namespace with the same names, without touching the ops.
 """
 from __future__ import annotations
 
+import math
 import types
 import warnings
 
@@ -95,3 +96,44 @@ def numpy_namespace() -> types.SimpleNamespace:
     names.update(sigmoid=sigmoid, softplus=softplus, logsumexp=logsumexp, softmax=softmax, log_softmax=log_softmax,
                  scatter_add=scatter_add, index_add=index_add)
     return types.SimpleNamespace(**names)
+
+
+# ---------------------------------------------------------------------------------------------
+# the scalar namespace: float64 graphs of shape () lower to the math module
+# ---------------------------------------------------------------------------------------------
+def _scalar_sigmoid(x):
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)
+
+
+def _scalar_softplus(x):
+    return max(x, 0.0) + math.log1p(math.exp(-abs(x)))
+
+
+def _scalar_sign(x):
+    return (x > 0) - (x < 0) if x == x else x
+
+
+def _identity(x, *args, **kwargs):
+    return x
+
+
+def math_namespace() -> types.SimpleNamespace:
+    """Python-float versions of the names scalar graphs lower to. Domain errors and overflow
+    raise (ValueError, OverflowError, ZeroDivisionError), and callers fall back to NumPy, so the
+    results always equal the NumPy path's, nan and inf included."""
+    return types.SimpleNamespace(
+        exp=math.exp, log=math.log, log1p=math.log1p, expm1=math.expm1, sqrt=math.sqrt,
+        square=lambda x: x * x, abs=abs, sin=math.sin, cos=math.cos, tan=math.tan,
+        tanh=math.tanh, sigmoid=_scalar_sigmoid, softplus=_scalar_softplus,
+        negative=lambda x: -x, floor=lambda x: float(math.floor(x)),
+        round=lambda x: float(round(x)),
+        sign=_scalar_sign, maximum=max, minimum=min,
+        where=lambda c, a, b: a if c else b,
+        clip=lambda x, lo, hi: min(max(x, lo), hi),
+        sum=_identity, mean=_identity, max=_identity, min=_identity, prod=_identity,
+        logsumexp=_identity, reshape=_identity, broadcast_to=_identity, transpose=_identity,
+        softmax=lambda x, axis=-1: 1.0, log_softmax=lambda x, axis=-1: 0.0,
+        argmax=lambda x, axis=None: 0, asarray=float, dot=lambda a, b: a * b)

@@ -22,13 +22,15 @@ import numpy as np
 from .errors import InputError, NonFiniteError, SymdiffError, fmt_shape
 from .graph import Expr, as_expr, toposort, variables_of
 from .inspect import bounded_infix, infix_short
-from .kernels import numpy_namespace
+from .kernels import math_namespace, numpy_namespace
 from .tape import TAPE_THRESHOLD, Tape
 
 _counter = itertools.count()
 COMMENT_LIMIT = 20_000  # graphs larger than this get shape-only comments (infix is unreadable)
 _NUMPY = numpy_namespace()
+_MATH = math_namespace()
 _MISSING = object()
+_FLOATS_ONLY = {float}
 
 
 class _Context:
@@ -131,6 +133,25 @@ def _finite_checker(descriptions: list[str]):
     return check_finite
 
 
+def return_text(results: list[str], layout: str) -> str:
+    """The returned expression: ``single`` (one value), ``tuple`` (all values) or
+    ``value_grads`` (``(value, (grad, ...))``, what compile_grad returns)."""
+    if layout == "single":
+        return results[0]
+    if layout == "value_grads":
+        return f"({results[0]}, (" + "".join(f"{r}, " for r in results[1:]) + "))"
+    return "(" + ", ".join(results) + ",)"
+
+
+def arrange(results: tuple, layout: str):
+    """The same arrangement for values already computed (used by the tape)."""
+    if layout == "single":
+        return results[0]
+    if layout == "value_grads":
+        return results[0], results[1:]
+    return results
+
+
 def _tape_checker(order: Sequence[Expr]):
     """``check_finite`` for a tape: told the topological position of each step."""
     def check_finite(value, position):
@@ -142,9 +163,9 @@ def _tape_checker(order: Sequence[Expr]):
 
 
 def generate(outputs: Sequence[Expr], inputs: Sequence[Expr], name: str = "symdiff_fn",
-             as_tuple: bool = True, check_finite: bool = False):
+             layout: str = "tuple", check_finite: bool = False):
     """Source text and constants of a function computing ``outputs`` from ``inputs``; it
-    returns a tuple, or the bare value when ``as_tuple`` is False (one output). With
+    returns them as ``layout`` says (see :func:`return_text`). With
     ``check_finite`` every float input and statement result is checked for nan/inf."""
     order = toposort(outputs)
     ctx = _Context()
@@ -217,7 +238,7 @@ def generate(outputs: Sequence[Expr], inputs: Sequence[Expr], name: str = "symdi
     for o in outputs:
         ref = names[id(o)]
         results.append(f"xp.asarray({ref})" if o.op is None and not o.is_var else ref)
-    returned = results[0] if not as_tuple else "(" + ", ".join(results) + ",)"
+    returned = return_text(results, layout)
     body.append(f"    return {returned}")
     source = f"def {name}({', '.join(params)}):\n" + "\n".join(body) + "\n"
     return source, ctx.constants
@@ -255,7 +276,7 @@ class CompiledFunction:
     it returns one array or a tuple. ``.source`` is the generated code."""
 
     def __init__(self, outputs, inputs=None, optimize: bool = True, xp=None,
-                 check_finite: bool = False, backend: str = "numpy"):
+                 check_finite: bool = False, backend: str = "numpy", layout: str | None = None):
         if backend not in ("numpy", "array_api"):
             raise SymdiffError(f"compile: backend must be 'numpy' or 'array_api', got "
                                f"{backend!r}")
@@ -271,14 +292,14 @@ class CompiledFunction:
         else:
             self.graph = list(self.outputs)
         self._index = {v.name: k for k, v in enumerate(self.inputs)}
-        self._as_tuple = not single
+        self._layout = layout or ("single" if single else "tuple")
         self._check_finite = check_finite
         self._source = None
         self.n_statements = sum(1 for n in toposort(self.graph) if n.op is not None)
         self.uses_tape = self.n_statements > TAPE_THRESHOLD
         if not self.uses_tape:
             self._source, self._constants = generate(self.graph, self.inputs, "symdiff_fn",
-                                                     as_tuple=self._as_tuple,
+                                                     layout=self._layout,
                                                      check_finite=check_finite)
             filename = f"<symdiff-{next(_counter)}>"
             self._code = builtins.compile(self._source, filename, "exec")
@@ -286,6 +307,30 @@ class CompiledFunction:
                                          self._source.splitlines(True), filename)
         self._by_namespace: dict[int, tuple] = {}  # array_api: id(xp) -> (xp, function)
         self._fn = self._function_for(_NUMPY if xp is None else xp)
+        self._n_inputs = len(self.inputs)
+        self._scalar_fn = self._scalar_function() if self._scalar_graph(xp) else None
+        op_names = {n.op.name for n in toposort(self.graph) if n.op is not None}
+        self._may_be_complex = "power" in op_names
+        # Python's max/min drop a nan that NumPy propagates: such graphs send nan to NumPy
+        self._nan_sensitive = bool(op_names & {"maximum", "minimum", "clip", "hardtanh",
+                                               "relu", "max", "min"})
+
+    def _scalar_function(self):
+        """The same generated code run on Python floats: the math-module functions bound as
+        globals (``xp.exp`` -> ``exp``), and no ``del`` lines (scalars need no freeing)."""
+        source = re.sub(r"^ +del .*\n", "", self._source, flags=re.M).replace("xp.", "")
+        namespace = {**vars(_MATH), **self._constants}
+        exec(builtins.compile(source, "<symdiff-scalar>", "exec"), namespace)
+        return namespace["symdiff_fn"]
+
+    def _scalar_graph(self, xp) -> bool:
+        """True when every node is a float64/bool/int64 scalar and inputs are float64: such
+        a graph also gets a ``math``-module lowering (NumPy calls on 0-d values cost ~1 us)."""
+        if xp is not None or self.backend != "numpy" or self.uses_tape or self._check_finite:
+            return False
+        if any(v.dtype != np.float64 for v in self.inputs):
+            return False
+        return all(n.shape == () and n.dtype in _LITERAL_DTYPES for n in toposort(self.graph))
 
     @property
     def source(self) -> str:
@@ -293,7 +338,7 @@ class CompiledFunction:
         straight-line code, generated on first access and shown for reading only)."""
         if self._source is None:
             self._source = generate(self.graph, self.inputs, "symdiff_fn",
-                                    as_tuple=self._as_tuple)[0]
+                                    layout=self._layout)[0]
         return self._source
 
     def _function_for(self, xp):
@@ -303,7 +348,7 @@ class CompiledFunction:
             ctx = _Context()
             namespace = {"xp": xp}
             check = _tape_checker(toposort(self.graph)) if self._check_finite else None
-            tape = Tape(self.graph, self.inputs, ctx, namespace, self._as_tuple, check)
+            tape = Tape(self.graph, self.inputs, ctx, namespace, self._layout, check)
             namespace.update(ctx.constants)
             return tape
         namespace = {"xp": xp, **self._constants}
@@ -333,7 +378,30 @@ class CompiledFunction:
             values[k] = check(v, values[k])
         return values
 
+    def _call_scalar(self, args):
+        """The math-module fast path for plain Python numbers; _MISSING when it does not apply
+        (another argument type, a nan where Python's max would drop it, or an arithmetic
+        exception or complex result, which NumPy turns into nan/inf: the NumPy path then
+        computes the answer)."""
+        if set(map(type, args)) != _FLOATS_ONLY:
+            if not all(isinstance(a, (float, int)) for a in args):
+                return _MISSING
+            args = [float(a) for a in args]
+        if self._nan_sensitive and any(a != a for a in args):
+            return _MISSING
+        try:
+            result = self._scalar_fn(*args)
+        except (ArithmeticError, ValueError, TypeError):
+            return _MISSING
+        if self._may_be_complex and _contains_complex(result):
+            return _MISSING
+        return result
+
     def __call__(self, *args, **kwargs):
+        if self._scalar_fn is not None and not kwargs and len(args) == self._n_inputs:
+            result = self._call_scalar(args)
+            if result is not _MISSING:
+                return result
         values = self._bind(args, kwargs)
         if self.backend == "numpy":
             return self._fn(*values)
@@ -343,6 +411,18 @@ class CompiledFunction:
         if entry is None:
             entry = self._by_namespace[id(xp)] = (xp, self._function_for(xp))
         return entry[1](*values)
+
+
+def _contains_complex(result) -> bool:
+    stack = [result]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, tuple):
+            stack.extend(item)
+        elif isinstance(item, complex):
+            return True
+    return False
+
 
 
 def check_foreign_input(v: Expr, value):
@@ -409,9 +489,9 @@ def compile(outputs, inputs=None, optimize: bool = True,  # noqa: A001 (API name
                             backend=backend)
 
 
-class GradFunction:
-    """``compile_grad``'s callable: returns ``(value, grads)`` from one pass that shares the
-    forward work between the value and the gradients."""
+class GradFunction(CompiledFunction):
+    """``compile_grad``'s callable: returns ``(value, grads)`` straight from one generated
+    function, so the forward work is shared between the value and the gradients."""
 
     def __init__(self, loss: Expr, wrt, inputs=None, optimize: bool = True,
                  check_finite: bool = False, backend: str = "numpy"):
@@ -421,18 +501,12 @@ class GradFunction:
         grads = grad(loss, self.wrt)
         if inputs is None:
             inputs = variables_of(toposort([loss, *self.wrt]))
-        self.compiled = CompiledFunction([loss, *grads], inputs, optimize,
-                                         check_finite=check_finite, backend=backend)
-        self.source = self.compiled.source
-        self.inputs = self.compiled.inputs
+        super().__init__([loss, *grads], inputs, optimize, check_finite=check_finite,
+                         backend=backend, layout="value_grads")
 
     def __repr__(self):
         names = ", ".join(v.name for v in self.inputs)
         return f"<symdiff value-and-grad function ({names})>"
-
-    def __call__(self, *args, **kwargs):
-        value, *grads = self.compiled(*args, **kwargs)
-        return value, tuple(grads)
 
 
 def compile_grad(loss: Expr, wrt, inputs=None, optimize: bool = True,

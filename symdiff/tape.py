@@ -31,7 +31,7 @@ class Tape:
     """The compiled tape of ``outputs`` from ``inputs``: call it with the input arrays."""
 
     def __init__(self, outputs: Sequence[Expr], inputs: Sequence[Expr], ctx, namespace: dict,
-                 as_tuple: bool, check=None):
+                 layout: str, check=None):
         order = toposort(outputs)
         root = _root_ids(order)
         last_use: dict[int, int] = {}
@@ -83,7 +83,7 @@ class Tape:
         self._steps = steps
         self._n_inputs = len(inputs)
         self._outputs = [slot[id(o)] for o in outputs]
-        self._as_tuple = as_tuple
+        self._layout = layout
         self._check = check
         self.n_templates = len(functions)
         self.n_slots = len(initial)
@@ -101,5 +101,5 @@ class Tape:
                 regs[out] = fn(*get(regs))
             if check is not None:
                 check(regs[out], position)
-        results = tuple(regs[s] for s in self._outputs)
-        return results if self._as_tuple else results[0]
+        from .lower import arrange
+        return arrange(tuple(regs[s] for s in self._outputs), self._layout)

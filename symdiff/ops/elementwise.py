@@ -252,8 +252,8 @@ class Maximum(Binary):
 
     def bprop(self, inputs, out, g):
         a, b = inputs
-        half = where(a == b, g * 0.5, 0)
-        return [where(a > b, g, half), where(b > a, g, half)]
+        # share of a: 1 if a > b, 0 if a < b, 1/2 on a tie; b gets the rest
+        return _route(g, stop_gradient(0.5 + 0.5 * Sign()(a - b)))
 
 
 class Minimum(Binary):
@@ -263,8 +263,14 @@ class Minimum(Binary):
 
     def bprop(self, inputs, out, g):
         a, b = inputs
-        half = where(a == b, g * 0.5, 0)
-        return [where(a < b, g, half), where(b < a, g, half)]
+        # share of a: 1 if a < b, 0 if a > b, 1/2 on a tie; b gets the rest
+        return _route(g, stop_gradient(0.5 + 0.5 * Sign()(b - a)))
+
+
+def _route(g: Expr, share: Expr) -> list[Expr]:
+    """Split ``g`` between two inputs: ``g * share`` to the first, the rest to the second."""
+    first = g * share
+    return [first, g - first]
 
 
 def add(a, b) -> Expr:
