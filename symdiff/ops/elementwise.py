@@ -273,53 +273,45 @@ def _route(g: Expr, share: Expr) -> list[Expr]:
     return [first, g - first]
 
 
-def add(a, b) -> Expr:
-    """a + b with NumPy broadcasting; ``x + 0`` is ``x``."""
+def _with_unit(op: Binary, a, b, unit: float, left=None) -> Expr:
+    """``op(a, b)``, except that ``a op unit`` is ``a`` and, when ``left`` is given,
+    ``unit op b`` is ``left(b)`` (only where shape and dtype stay those of the kept side)."""
     a, b = _pair(a, b)
-    dtype = np.result_type(a.dtype, b.dtype)
-    if _is_const_value(b, 0) and _passes_through(a, b, dtype):
+    dtype = op.result_dtype(a, b)
+    if _is_const_value(b, unit) and _passes_through(a, b, dtype):
         return a
-    if _is_const_value(a, 0) and _passes_through(b, a, dtype):
-        return b
-    return apply(Add(), (a, b))
+    if left is not None and _is_const_value(a, unit) and _passes_through(b, a, dtype):
+        return left(b)
+    return apply(op, (a, b))
+
+
+def _same(x: Expr) -> Expr:
+    return x
+
+
+def add(a, b) -> Expr:
+    """a + b with NumPy broadcasting; ``x + 0`` and ``0 + x`` are ``x``."""
+    return _with_unit(Add(), a, b, 0, left=_same)
 
 
 def subtract(a, b) -> Expr:
     """a - b; ``x - 0`` is ``x`` and ``0 - x`` is ``-x``."""
-    a, b = _pair(a, b)
-    dtype = np.result_type(a.dtype, b.dtype)
-    if _is_const_value(b, 0) and _passes_through(a, b, dtype):
-        return a
-    if _is_const_value(a, 0) and _passes_through(b, a, dtype):
-        return negative(b)
-    return apply(Subtract(), (a, b))
+    return _with_unit(Subtract(), a, b, 0, left=negative)
 
 
 def multiply(a, b) -> Expr:
-    """a * b; ``x * 1`` is ``x``."""
-    a, b = _pair(a, b)
-    dtype = np.result_type(a.dtype, b.dtype)
-    if _is_const_value(b, 1) and _passes_through(a, b, dtype):
-        return a
-    if _is_const_value(a, 1) and _passes_through(b, a, dtype):
-        return b
-    return apply(Multiply(), (a, b))
+    """a * b; ``x * 1`` and ``1 * x`` are ``x``."""
+    return _with_unit(Multiply(), a, b, 1, left=_same)
 
 
 def divide(a, b) -> Expr:
     """a / b (true division); ``x / 1`` is ``x``."""
-    a, b = _pair(a, b)
-    if _is_const_value(b, 1) and _passes_through(a, b, float_dtype(a.dtype)):
-        return a
-    return apply(Divide(), (a, b))
+    return _with_unit(Divide(), a, b, 1)
 
 
 def power(a, b) -> Expr:
     """a ** b elementwise; ``x ** 1`` is ``x``."""
-    a, b = _pair(a, b)
-    if _is_const_value(b, 1) and _passes_through(a, b, np.result_type(a.dtype, b.dtype)):
-        return a
-    return apply(Power(), (a, b))
+    return _with_unit(Power(), a, b, 1)
 
 
 def maximum(a, b) -> Expr:
