@@ -24,10 +24,14 @@ the caller asks, e.g. ``dask.compute(value, *grads)`` (one pass over the data, c
 on the threaded scheduler or a ``dask.distributed`` cluster). A loss that is a mean or sum over
 rows reduces chunk-wise (a tree of partial sums), so the data never has to fit in memory at once.
 
+**JAX.** Everything here is traceable (shapes and index plans are static, computed with
+NumPy once), so ``jax.jit(lambda inputs: f(**inputs))`` compiles the whole function into one
+XLA program instead of dispatching statement by statement.
+
 Costs to know: ``scatter_add``/``index_add`` with integer arrays (the gradients of ``take`` and
 of ``x[int_array]``) build a one-hot matrix, ``O(m * n)`` for ``m`` gathered rows out of ``n``
-(done in blocks of at most ``BLOCK`` entries for eager libraries); basic slices are undone by
-zero padding, ``O(size)``.
+(built in blocks of at most ``BLOCK`` entries); basic slices are undone by zero padding,
+``O(size)``.
 """
 from __future__ import annotations
 
@@ -52,9 +56,11 @@ NAMES = (
     "index_add", "getitem", "dot", "outer", "asarray",
     # lower.py hooks
     "constant",
+    # the standard forms of two operators generated code writes as ``**`` and ``@``
+    "power", "matmul",
 )
 
-#: largest one-hot block (entries) built at once by an eager library's scatter-add
+#: largest one-hot block (entries) a scatter-add builds at once
 BLOCK = 1 << 22
 
 _lock = threading.Lock()
@@ -90,9 +96,9 @@ def namespace_for(arrays) -> "ArrayAPINamespace":
         ns = compat.array_namespace(*(foreign or arrays))
     except TypeError as exc:
         kinds = sorted({type(a).__module__ + "." + type(a).__name__ for a in foreign})
-        raise InputError(f"backend='array_api': the inputs mix array libraries ({', '.join(kinds)}); "
-                         f"pass arrays of one library (NumPy arrays may be mixed with any one "
-                         f"other): {exc}") from None
+        raise InputError(f"backend='array_api': the inputs mix array libraries "
+                         f"({', '.join(kinds)}); pass arrays of one library (NumPy arrays may "
+                         f"be mixed with any one other): {exc}") from None
     entry = _adapters.get(id(ns))
     if entry is None or entry[0] is not ns:
         with _lock:
@@ -113,6 +119,18 @@ def _device_of(compat, array):
         return compat.device(array)
     except Exception:  # a library without devices
         return None
+
+
+def _unary(name: str, floating: bool = True):
+    """The adapter method for an elementwise standard function: integer inputs promoted to
+    float first when ``floating`` (as NumPy's transcendental functions do); ``out=`` is NumPy's
+    in-place form (see :meth:`ArrayAPINamespace._store`)."""
+    def method(self, x, out=None):
+        x = self._float(x) if floating else self.asarray(x)
+        return self._store(out, getattr(self.xp, name)(x))
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = f"The standard ``{name}``."
+    return method
 
 
 class ArrayAPINamespace:
@@ -136,7 +154,7 @@ class ArrayAPINamespace:
         if name.startswith("__"):
             raise AttributeError(name)
         raise AttributeError(f"symdiff.array_api: generated code called xp.{name}, which the "
-                             f"array-API adapter does not provide (it provides {', '.join(NAMES)})")
+                             f"array-API adapter does not provide (see array_api.NAMES)")
 
     # -- dtypes and conversions ------------------------------------------------------------------
     def _info_dtypes(self):
@@ -188,6 +206,8 @@ class ArrayAPINamespace:
             if self.is_numpy and dtype is None:
                 return np.asarray(value)
             value = np.asarray(value)
+            if not value.flags.writeable:  # graph constants are read-only; torch warns
+                value = value.copy()
         elif dtype is None and device is None and not isinstance(value, (list, tuple)):
             return value  # already an array of this library
         kwargs = {} if device is None else {"device": device}
@@ -273,20 +293,11 @@ class ArrayAPINamespace:
                             device=device)
 
     # -- elementwise -----------------------------------------------------------------------------
-    def exp(self, x, out=None): return self._store(out, self.xp.exp(self._float(x)))
-    def log(self, x, out=None): return self._store(out, self.xp.log(self._float(x)))
-    def log1p(self, x, out=None): return self._store(out, self.xp.log1p(self._float(x)))
-    def expm1(self, x, out=None): return self._store(out, self.xp.expm1(self._float(x)))
-    def sqrt(self, x, out=None): return self._store(out, self.xp.sqrt(self._float(x)))
-    def sin(self, x, out=None): return self._store(out, self.xp.sin(self._float(x)))
-    def cos(self, x, out=None): return self._store(out, self.xp.cos(self._float(x)))
-    def tan(self, x, out=None): return self._store(out, self.xp.tan(self._float(x)))
-    def tanh(self, x, out=None): return self._store(out, self.xp.tanh(self._float(x)))
-    def square(self, x, out=None): return self._store(out, self.xp.square(self.asarray(x)))
-    def abs(self, x, out=None): return self._store(out, self.xp.abs(self.asarray(x)))  # noqa: A003
-    def floor(self, x, out=None): return self._store(out, self.xp.floor(self.asarray(x)))
-    def round(self, x, out=None): return self._store(out, self.xp.round(self.asarray(x)))  # noqa: A003
-    def sign(self, x, out=None): return self._store(out, self.xp.sign(self.asarray(x)))
+    exp, log, log1p, expm1 = _unary("exp"), _unary("log"), _unary("log1p"), _unary("expm1")
+    sqrt, sin, cos, tan, tanh = (_unary("sqrt"), _unary("sin"), _unary("cos"), _unary("tan"),
+                                 _unary("tanh"))
+    square, sign, floor = _unary("square", False), _unary("sign", False), _unary("floor", False)
+    abs, round = _unary("abs", False), _unary("round", False)  # noqa: A003 (the NumPy names)
 
     def sigmoid(self, x, out=None):
         """1 / (1 + e^-x) without overflow: e^-|x| never exceeds 1."""
@@ -323,7 +334,7 @@ class ArrayAPINamespace:
         x, lo, hi = self._common(x, lo, hi)
         return self.xp.minimum(self.xp.maximum(x, lo), hi)
 
-    # -- reductions --------------------------------------------------------------------------------
+    # -- reductions ------------------------------------------------------------------------------
     def _summable(self, x):
         x = self.asarray(x)
         if self._kind(x.dtype) == "b":
@@ -373,7 +384,7 @@ class ArrayAPINamespace:
         shifted = x - xp.max(x, axis=axis, keepdims=True)
         return shifted - xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
 
-    # -- shape and linear algebra ------------------------------------------------------------------
+    # -- shape and linear algebra ----------------------------------------------------------------
     def transpose(self, x, axes=None):
         x = self.asarray(x)
         axes = tuple(reversed(range(x.ndim))) if axes is None else tuple(axes)
@@ -391,6 +402,13 @@ class ArrayAPINamespace:
     def stack(self, xs, axis=0):
         return self.xp.stack(self._common(*xs), axis=axis)
 
+    def power(self, a, b):
+        """``a ** b`` as the standard's ``pow``."""
+        return self.xp.pow(*self._common(a, b))
+
+    def matmul(self, a, b):
+        return self.xp.matmul(*self._common(a, b))
+
     def dot(self, a, b):
         """``np.dot`` of 1-D and 2-D operands, which is matmul."""
         return self.xp.matmul(*self._common(a, b))
@@ -400,7 +418,7 @@ class ArrayAPINamespace:
         a, b = self._common(a, b)
         return xp.reshape(a, (-1, 1)) * xp.reshape(b, (1, -1))
 
-    # -- gather and scatter ------------------------------------------------------------------------
+    # -- gather and scatter ----------------------------------------------------------------------
     def _flat_indices(self, indices, n, like):
         """(flat index array of this library with negatives wrapped, original index shape)."""
         xp = self.xp
@@ -429,16 +447,14 @@ class ArrayAPINamespace:
 
     def _scatter_rows(self, values, idx, n):
         """(n, k) zeros with row ``i`` of ``values`` (m, k) added to row ``idx[i]``; repeated
-        indices accumulate. A one-hot (m, n) matrix times ``values``: standard matmul only."""
+        indices accumulate. A one-hot (m, n) matrix times ``values``: standard matmul only,
+        in blocks of at most :data:`BLOCK` one-hot entries."""
         xp = self.xp
         m = values.shape[0]
         if m == 0 or n == 0:
             return self._zeros((n, values.shape[1]), values)
         cols = xp.reshape(xp.arange(n, dtype=idx.dtype, **self._device_kw(values)), (1, -1))
-        if self.lazy:
-            onehot = xp.astype(xp.reshape(idx, (-1, 1)) == cols, values.dtype)
-            return xp.matmul(xp.permute_dims(onehot, (1, 0)), values)
-        block = max(1, BLOCK // n)
+        block = max(1, BLOCK // n)  # rows per one-hot block (Dask: per block of the graph)
         total = None
         for start in range(0, m, block):
             stop = min(m, start + block)

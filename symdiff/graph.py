@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import keyword
+import math
 from operator import attrgetter
 import threading
 import weakref
@@ -45,7 +46,7 @@ class Expr:
     """
 
     __slots__ = ("op", "inputs", "shape", "dtype", "name", "value", "role", "label", "seq",
-                 "__weakref__")
+                 "size", "uniform", "__weakref__")
     __hash__ = object.__hash__
     __array_ufunc__ = None  # make `ndarray * Expr` defer to Expr.__rmul__
 
@@ -56,6 +57,9 @@ class Expr:
         self.dtype = dtype
         self.name = name
         self.value = value
+        self.size = math.prod(shape)
+        # a constant whose entries all equal one number holds it here (for cheap rewrites)
+        self.uniform = _uniform_value(value) if value is not None else None
         # creation order: inputs always exist before their consumers, so sorting by seq is a
         # topological order (nodes are immutable; a consumer can never predate an input)
         self.seq = next(_creation_counter)
@@ -67,10 +71,6 @@ class Expr:
     @property
     def ndim(self) -> int:
         return len(self.shape)
-
-    @property
-    def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
 
     @property
     def is_var(self) -> bool:
@@ -131,6 +131,16 @@ class Expr:
     @property
     def T(self) -> "Expr":
         return _ops.transpose(self)
+
+
+def _uniform_value(value: np.ndarray):
+    """The number every entry of a small constant equals, or None."""
+    if value.size == 0 or value.size > 64:
+        return None
+    first = value.flat[0]
+    if value.size > 1 and not np.all(value == first):
+        return None
+    return first.item()
 
 
 # ---------------------------------------------------------------------------------------------

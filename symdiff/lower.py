@@ -295,7 +295,9 @@ class CompiledFunction:
         self._layout = layout or ("single" if single else "tuple")
         self._check_finite = check_finite
         self._source = None
-        self.n_statements = sum(1 for n in toposort(self.graph) if n.op is not None)
+        order = toposort(self.graph)
+        self._order = order
+        self.n_statements = sum(1 for n in order if n.op is not None)
         self.uses_tape = self.n_statements > TAPE_THRESHOLD
         if not self.uses_tape:
             self._source, self._constants = generate(self.graph, self.inputs, "symdiff_fn",
@@ -309,7 +311,7 @@ class CompiledFunction:
         self._fn = self._function_for(_NUMPY if xp is None else xp)
         self._n_inputs = len(self.inputs)
         self._scalar_fn = self._scalar_function() if self._scalar_graph(xp) else None
-        op_names = {n.op.name for n in toposort(self.graph) if n.op is not None}
+        op_names = {n.op.name for n in order if n.op is not None}
         self._may_be_complex = "power" in op_names
         # Python's max/min drop a nan that NumPy propagates: such graphs send nan to NumPy
         self._nan_sensitive = bool(op_names & {"maximum", "minimum", "clip", "hardtanh",
@@ -330,7 +332,7 @@ class CompiledFunction:
             return False
         if any(v.dtype != np.float64 for v in self.inputs):
             return False
-        return all(n.shape == () and n.dtype in _LITERAL_DTYPES for n in toposort(self.graph))
+        return all(n.shape == () and n.dtype in _LITERAL_DTYPES for n in self._order)
 
     @property
     def source(self) -> str:
@@ -347,8 +349,9 @@ class CompiledFunction:
         if self.uses_tape:
             ctx = _Context()
             namespace = {"xp": xp}
-            check = _tape_checker(toposort(self.graph)) if self._check_finite else None
-            tape = Tape(self.graph, self.inputs, ctx, namespace, self._layout, check)
+            check = _tape_checker(self._order) if self._check_finite else None
+            tape = Tape(self.graph, self.inputs, ctx, namespace, self._layout, check,
+                        order=self._order)
             namespace.update(ctx.constants)
             return tape
         namespace = {"xp": xp, **self._constants}

@@ -47,6 +47,19 @@ _IDENTITY_OPS = {
     "sum": True, "mean": True, "prod": True, "logsumexp": True,
 }
 
+# SymPy evaluates a new expression by recursing through its arguments (about 2.5 Python frames
+# per level of the tree), so nodes whose SymPy tree would be deeper than this are built
+# unevaluated. A rule adds about two levels (``a - b`` is ``Add(a, Mul(-1, b))``); the longer
+# definitions add more.
+_EVALUATE_DEPTH = 150
+_LEVELS = {"sigmoid": 4, "softplus": 3, "leaky_relu": 3, "where": 3, "log1p": 2, "expm1": 2,
+           "hardtanh": 2, "clip": 2}
+
+
+def _sympy_levels(opname: str) -> int:
+    return _LEVELS.get(opname, 2)
+
+
 # Names an undefined SymPy function (``sympy.Function("relu")(x)``) may carry in from_sympy.
 _UNARY_FUNCTION_NAMES = (
     "exp log log1p expm1 sqrt square abs sin cos tan tanh sigmoid softplus relu floor round "
@@ -87,7 +100,7 @@ def _as_number(value):
     if isinstance(value, sp.logic.boolalg.BooleanAtom):
         return sp.S.One if value else sp.S.Zero
     if _is_boolean(value):
-        return sp.Piecewise((1, value), (0, True))
+        return _piecewise((sp.S.One, value), (sp.S.Zero, sp.true))
     return value
 
 
@@ -101,6 +114,43 @@ def _as_condition(value):
         if one == 1 and zero == 0 and rest is sp.true:  # undo _as_number's mask
             return rel
     return sp.Ne(value, 0)
+
+
+def _piecewise(*pairs):
+    """``Piecewise(*pairs)``, built without SymPy's evaluation.
+
+    SymPy's constructor folds a Piecewise nested in a condition (``piecewise_fold``), which
+    grows exponentially with nesting depth (a chain of five leaky_relu takes minutes), so the
+    pairs are assembled as SymPy's own ``evaluate=False`` path does, after the simplifications
+    that matter here: False branches dropped, nothing after a True branch, a single remaining
+    value returned as is.
+    """
+    sp = _sympy()
+    from sympy.functions.elementary.piecewise import ExprCondPair
+    kept = []
+    for value, cond in pairs:
+        if cond is sp.false:
+            continue
+        kept.append((value, cond))
+        if cond is sp.true:
+            break
+    if kept[0][1] is sp.true or all(value is kept[0][0] for value, _ in kept[1:]) and (
+            kept[-1][1] is sp.true):
+        return kept[0][0]
+    return sp.Basic.__new__(sp.Piecewise, *[sp.Tuple.__new__(ExprCondPair, value, cond)
+                                            for value, cond in kept])
+
+
+def _min_max(cls, a, b):
+    """``Max(a, b)`` or ``Min(a, b)``; built directly when evaluation is off, since SymPy's
+    constructor sorts its arguments by counting every node below them (recursively)."""
+    sp = _sympy()
+    from sympy.core.parameters import global_parameters
+    if global_parameters.evaluate or a == b:
+        return cls(a, b)
+    node = sp.Expr.__new__(cls, a, b)
+    node._argset = frozenset((a, b))
+    return node
 
 
 def _float_to_sympy(number: float):
@@ -143,18 +193,19 @@ def _to_sympy_rules() -> dict[str, Callable]:
 
     def leaky_relu(op, x, alpha):
         x = num(x)
-        return sp.Piecewise((x, sp.Gt(x, 0)), (num(alpha) * x, True))
+        return _piecewise((x, sp.Gt(x, 0)), (num(alpha) * x, sp.true))
 
     def hardtanh(op, x):
         # max(lo, min(hi, x))
-        return sp.Max(_float_to_sympy(op.lo), sp.Min(_float_to_sympy(op.hi), num(x)))
+        return _min_max(sp.Max, _float_to_sympy(op.lo),
+                        _min_max(sp.Min, _float_to_sympy(op.hi), num(x)))
 
     def clip(op, x, lo, hi):
         # np.clip(x, lo, hi) = min(max(x, lo), hi)
-        return sp.Min(sp.Max(num(x), num(lo)), num(hi))
+        return _min_max(sp.Min, _min_max(sp.Max, num(x), num(lo)), num(hi))
 
     def where(op, c, a, b):
-        return sp.Piecewise((num(a), cond(c)), (num(b), True))
+        return _piecewise((num(a), cond(c)), (num(b), sp.true))
 
     rules = {
         "add": binary(lambda a, b: a + b),
@@ -163,8 +214,8 @@ def _to_sympy_rules() -> dict[str, Callable]:
         "dot": binary(lambda a, b: a * b),
         "divide": binary(lambda a, b: a / b),
         "power": binary(lambda a, b: a ** b),
-        "maximum": binary(sp.Max),
-        "minimum": binary(sp.Min),
+        "maximum": binary(lambda a, b: _min_max(sp.Max, a, b)),
+        "minimum": binary(lambda a, b: _min_max(sp.Min, a, b)),
         "less": binary(sp.Lt),
         "less_equal": binary(sp.Le),
         "greater": binary(sp.Gt),
@@ -186,7 +237,7 @@ def _to_sympy_rules() -> dict[str, Callable]:
         "tanh": unary(sp.tanh),
         "sigmoid": unary(lambda x: 1 / (1 + sp.exp(-x))),
         "softplus": unary(lambda x: sp.log(1 + sp.exp(x))),
-        "relu": unary(lambda x: sp.Max(0, x)),
+        "relu": unary(lambda x: _min_max(sp.Max, sp.S.Zero, x)),
         "floor": unary(sp.floor),
         "round": unary(_round_function()),
         "sign": unary(sp.sign),
@@ -212,6 +263,34 @@ def _node_text(node: Expr) -> str:
     if node.is_const:
         return "a constant"
     return f"'{node.op.name}'"
+
+
+def _convert_nodes(nodes: list, done: dict, settle: bool = False) -> None:
+    """Add the SymPy form of each node (inputs first) to ``done`` (id(node) -> SymPy).
+
+    ``settle``: ask each new (unevaluated) expression whether it is commutative, the one fact
+    SymPy's unevaluated ``Add``/``Mul`` ask of their arguments. SymPy caches the answer, so it
+    is found one level at a time here instead of by a recursion through a deep argument.
+    """
+    sp = _sympy()
+    rules = _to_sympy_rules()
+    for node in nodes:
+        if node.is_var:
+            done[id(node)] = sp.Symbol(node.name, real=True)
+            continue
+        if node.is_const:
+            done[id(node)] = _const_to_sympy(node.value)
+            continue
+        rule = rules.get(node.op.name)
+        if rule is None:
+            raise SymdiffError(f"to_sympy: op '{node.op.name}' has no SymPy form")
+        try:
+            done[id(node)] = value = rule(node.op, *[done[id(i)] for i in node.inputs])
+            if settle:
+                getattr(value, "is_commutative", None)
+        except (TypeError, ValueError, ArithmeticError) as exc:
+            raise SymdiffError(f"to_sympy: SymPy could not build '{node.op.name}': "
+                               f"{exc}") from None
 
 
 def to_sympy(expr):
@@ -240,24 +319,23 @@ def to_sympy(expr):
         if node.shape != ():
             raise ShapeError(f"to_sympy converts scalar graphs only: {_node_text(node)} has "
                              f"shape {fmt_shape(node.shape)}")
-    rules = _to_sympy_rules()
-    done: dict[int, object] = {}
+    from sympy.core.parameters import evaluate
+    # SymPy's evaluation recurses through the whole argument tree, so nodes whose SymPy tree is
+    # deep are built unevaluated (the same value, just not simplified). A node is never
+    # shallower than its inputs, so the shallow nodes, then the deep ones, each in topological
+    # order, is still a valid order (and switches SymPy's evaluate flag, which clears its
+    # cache, only once).
+    depth: dict[int, int] = {}
     for node in order:
-        if node.is_var:
-            done[id(node)] = sp.Symbol(node.name, real=True)
-            continue
-        if node.is_const:
-            done[id(node)] = _const_to_sympy(node.value)
-            continue
-        rule = rules.get(node.op.name)
-        if rule is None:
-            raise SymdiffError(f"to_sympy: op '{node.op.name}' has no SymPy form")
-        args = [done[id(i)] for i in node.inputs]
-        try:
-            done[id(node)] = rule(node.op, *args)
-        except (TypeError, ValueError, ArithmeticError) as exc:
-            raise SymdiffError(f"to_sympy: SymPy could not build '{node.op.name}': "
-                               f"{exc}") from None
+        depth[id(node)] = 0 if node.op is None else (
+            max(depth[id(i)] for i in node.inputs) + _sympy_levels(node.op.name))
+    shallow = [n for n in order if depth[id(n)] <= _EVALUATE_DEPTH]
+    deep = [n for n in order if depth[id(n)] > _EVALUATE_DEPTH]
+    done: dict[int, object] = {}
+    _convert_nodes(shallow, done)
+    if deep:
+        with evaluate(False):
+            _convert_nodes(deep, done, settle=True)
     results = [done[id(e)] for e in outputs]
     return results[0] if single else results
 
@@ -285,6 +363,8 @@ def _number_to_float(node) -> float:
         raise SymdiffError(f"from_sympy: the number {node} does not fit a float64") from None
     except TypeError:
         raise SymdiffError(f"from_sympy: the number {node} is not real") from None
+    if math.isinf(value):  # SymPy gives inf for a finite number beyond float64's range
+        raise SymdiffError(f"from_sympy: the number {node} does not fit a float64")
     return value
 
 
@@ -294,6 +374,28 @@ def _is_negative_term(term) -> bool:
         return term.is_extended_negative is True
     return (term.is_Mul and term.args[0].is_Number
             and term.args[0].is_extended_negative is True)
+
+
+def _negated(term):
+    """``-term`` for a term ``_is_negative_term`` accepts, built without SymPy's evaluation
+    (which recurses through the whole term): the coefficient changes sign, a -1 disappears."""
+    sp = _sympy()
+    if term.is_Number:
+        return -term
+    coefficient = -term.args[0]
+    factors = term.args[1:]
+    if not (coefficient.is_finite and float(coefficient) == 1.0):
+        factors = (coefficient,) + factors
+    return factors[0] if len(factors) == 1 else sp.Mul(*factors, evaluate=False)
+
+
+def _reciprocal(power):
+    """``1 / power`` for a power with a negative numeric exponent, built without evaluation."""
+    sp = _sympy()
+    exponent = -power.exp
+    if exponent.is_finite and float(exponent) == 1.0:
+        return power.base
+    return sp.Pow(power.base, exponent, evaluate=False)
 
 
 def _plan_add(node) -> Plan:
@@ -307,7 +409,7 @@ def _plan_add(node) -> Plan:
         positive, numbers = numbers, []
     ordered = positive + negative + numbers
     signs = [-1 if _is_negative_term(t) else 1 for t in ordered]
-    children = [-t if s < 0 else t for t, s in zip(ordered, signs)]
+    children = [_negated(t) if s < 0 else t for t, s in zip(ordered, signs)]
 
     def build(*terms):
         total = terms[0] if signs[0] > 0 else ops.negative(terms[0])
@@ -332,11 +434,11 @@ def _plan_mul(node) -> Plan:
             if factor.q != 1:
                 denominator.append(sp.Integer(factor.q))
         elif factor.is_Number:
-            if factor != 1:
+            if not (factor.is_finite and float(factor) == 1.0):
                 coefficient.append(factor)
         elif (factor.is_Pow and factor.exp.is_Number
               and factor.exp.is_extended_negative is True):
-            denominator.append(sp.Pow(factor.base, -factor.exp))
+            denominator.append(_reciprocal(factor))
         else:
             numerator.append(factor)
     numerator = coefficient + numerator
@@ -367,7 +469,7 @@ def _plan_pow(node) -> Plan:
         if value == 2.0:
             return ops.square, [base]
         if value < 0:
-            return (lambda b: ops.divide(1.0, b)), [sp.Pow(base, -exponent)]
+            return (lambda b: ops.divide(1.0, b)), [_reciprocal(node)]
     return ops.power, [base, exponent]
 
 
@@ -492,7 +594,7 @@ def _plan(node, shapes: dict) -> Plan:
         raise SymdiffError(f"from_sympy: undefined SymPy function {name!r} with "
                            f"{len(node.args)} argument(s) is not a symdiff op; known unary "
                            f"names: {', '.join(_UNARY_FUNCTION_NAMES)}")
-    if node is sp.I or node.is_number and node.is_extended_real is False:
+    if not node.args and node.is_number:  # an atom such as I
         raise SymdiffError(f"from_sympy: complex values ({kind.__name__}) are not supported")
     raise SymdiffError(f"from_sympy: SymPy {kind.__name__} is not supported")
 

@@ -31,8 +31,8 @@ class Tape:
     """The compiled tape of ``outputs`` from ``inputs``: call it with the input arrays."""
 
     def __init__(self, outputs: Sequence[Expr], inputs: Sequence[Expr], ctx, namespace: dict,
-                 layout: str, check=None):
-        order = toposort(outputs)
+                 layout: str, check=None, order=None):
+        order = toposort(outputs) if order is None else order
         root = _root_ids(order)
         last_use: dict[int, int] = {}
         for position, node in enumerate(order):

@@ -141,7 +141,7 @@ def _pair(a, b) -> tuple[Expr, Expr]:
 
 
 def _is_const_value(e: Expr, value: float) -> bool:
-    return e.is_const and e.size <= 64 and bool(np.all(e.value == value))
+    return e.uniform is not None and e.uniform == value
 
 
 def _passes_through(keep: Expr, other: Expr, result_dtype) -> bool:

@@ -56,17 +56,16 @@ def apply_rules(outputs: Sequence[Expr], rules: Sequence[Rule]) -> list[Expr]:
 
 
 def optimize(outputs, fold: bool = True):
-    """The default pipeline: stable forms, simplification (with matmul ordering), folding.
+    """The default pipeline: constant folding, then one bottom-up pass of the stable-form and
+    simplification rules (rules fold the constants they combine themselves).
 
     Accepts one Expr or a list and returns the same form.
     """
     single = isinstance(outputs, Expr)
     result = [outputs] if single else list(outputs)
-    result = apply_rules(result, STABLE_RULES + SIMPLIFY_RULES)
     if fold:
-        folded = fold_constants(result)
-        if any(a is not b for a, b in zip(folded, result)):
-            result = apply_rules(folded, SIMPLIFY_RULES)
+        result = fold_constants(result)
+    result = apply_rules(result, STABLE_RULES + SIMPLIFY_RULES)
     return result[0] if single else result
 
 

@@ -15,7 +15,7 @@ def _is(node: Expr, name: str) -> bool:
 
 
 def _const_equal(node: Expr, value) -> bool:
-    return node.is_const and node.size <= 64 and bool(np.all(node.value == value))
+    return node.uniform is not None and node.uniform == value
 
 
 def _same_type(new: Expr, old: Expr) -> Expr | None:
