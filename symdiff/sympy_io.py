@@ -47,17 +47,36 @@ _IDENTITY_OPS = {
     "sum": True, "mean": True, "prod": True, "logsumexp": True,
 }
 
-# SymPy evaluates a new expression by recursing through its arguments (about 2.5 Python frames
-# per level of the tree), so nodes whose SymPy tree would be deeper than this are built
-# unevaluated. A rule adds about two levels (``a - b`` is ``Add(a, Mul(-1, b))``); the longer
-# definitions add more.
+# SymPy's evaluation of a new expression recurses through its arguments (about 2.5 Python
+# frames per level of the tree) and walks them as trees, not as shared DAGs (sorting, pattern
+# checks), so its cost grows with the *tree* size: 2**n for a graph that uses each value twice,
+# as gradients do. Nodes whose SymPy tree would be deeper or larger than these limits are built
+# unevaluated (the same value, just not simplified). A rule adds about two levels (``a - b`` is
+# ``Add(a, Mul(-1, b))``); the longer definitions add more; leaky_relu writes x three times.
 _EVALUATE_DEPTH = 150
+_EVALUATE_SIZE = 2000
 _LEVELS = {"sigmoid": 4, "softplus": 3, "leaky_relu": 3, "where": 3, "log1p": 2, "expm1": 2,
            "hardtanh": 2, "clip": 2}
+_COPIES = {"leaky_relu": 3}
 
 
-def _sympy_levels(opname: str) -> int:
-    return _LEVELS.get(opname, 2)
+def _needs_no_evaluation(order: list) -> set:
+    """ids of the nodes of ``order`` whose SymPy tree exceeds the limits above. A node is
+    never smaller than its inputs, so the set is closed under taking consumers."""
+    depth: dict[int, int] = {}
+    size: dict[int, int] = {}
+    big = set()
+    for node in order:
+        if node.op is None:
+            depth[id(node)], size[id(node)] = 0, 1
+            continue
+        levels = _LEVELS.get(node.op.name, 2)
+        depth[id(node)] = levels + max(depth[id(i)] for i in node.inputs)
+        size[id(node)] = min(_EVALUATE_SIZE + 1, levels + _COPIES.get(node.op.name, 1) * sum(
+            size[id(i)] for i in node.inputs))
+        if depth[id(node)] > _EVALUATE_DEPTH or size[id(node)] > _EVALUATE_SIZE:
+            big.add(id(node))
+    return big
 
 
 # Names an undefined SymPy function (``sympy.Function("relu")(x)``) may carry in from_sympy.
@@ -320,17 +339,11 @@ def to_sympy(expr):
             raise ShapeError(f"to_sympy converts scalar graphs only: {_node_text(node)} has "
                              f"shape {fmt_shape(node.shape)}")
     from sympy.core.parameters import evaluate
-    # SymPy's evaluation recurses through the whole argument tree, so nodes whose SymPy tree is
-    # deep are built unevaluated (the same value, just not simplified). A node is never
-    # shallower than its inputs, so the shallow nodes, then the deep ones, each in topological
-    # order, is still a valid order (and switches SymPy's evaluate flag, which clears its
-    # cache, only once).
-    depth: dict[int, int] = {}
-    for node in order:
-        depth[id(node)] = 0 if node.op is None else (
-            max(depth[id(i)] for i in node.inputs) + _sympy_levels(node.op.name))
-    shallow = [n for n in order if depth[id(n)] <= _EVALUATE_DEPTH]
-    deep = [n for n in order if depth[id(n)] > _EVALUATE_DEPTH]
+    # Small nodes evaluated, then the big ones unevaluated: each part in topological order, and
+    # SymPy's evaluate flag (whose switch clears SymPy's cache) switched only once.
+    big = _needs_no_evaluation(order)
+    shallow = [n for n in order if id(n) not in big]
+    deep = [n for n in order if id(n) in big]
     done: dict[int, object] = {}
     _convert_nodes(shallow, done)
     if deep:
