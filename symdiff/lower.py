@@ -162,8 +162,20 @@ def _tape_checker(order: Sequence[Expr]):
     return check_finite
 
 
+def standard_form(node: Expr, text: str, args: Sequence[str]) -> str:
+    """The array-API spelling of the two lowerings that use NumPy-only syntax: ``x[index]``
+    (integer arrays, partial index tuples) becomes ``xp.getitem(x, index)``, and ``x.T`` (the
+    standard's ``.T`` is for 2-D arrays only) ``xp.transpose(x, axes)``."""
+    name = node.op.name
+    if name == "getitem":
+        return f"xp.getitem({args[0]}, {text[len(args[0]) + 1:-1]})"
+    if name == "transpose" and text == f"{args[0]}.T":
+        return f"xp.transpose({args[0]}, {node.op.axes!r})"
+    return text
+
+
 def generate(outputs: Sequence[Expr], inputs: Sequence[Expr], name: str = "symdiff_fn",
-             layout: str = "tuple", check_finite: bool = False):
+             layout: str = "tuple", check_finite: bool = False, array_api: bool = False):
     """Source text and constants of a function computing ``outputs`` from ``inputs``; it
     returns them as ``layout`` says (see :func:`return_text`). With
     ``check_finite`` every float input and statement result is checked for nan/inf."""
@@ -179,7 +191,9 @@ def generate(outputs: Sequence[Expr], inputs: Sequence[Expr], name: str = "symdi
 
     # statements (node, text); aliases (stop_gradient) share their input's name
     statements: list[tuple[Expr, str]] = []
-    reusable = _dead_fresh_inputs(order, outputs)
+    # in-place statements (t += u, xp.f(..., out=t)) need mutable NumPy buffers; the array-API
+    # form also runs on immutable (JAX) and lazy (Dask) arrays
+    reusable = {} if array_api else _dead_fresh_inputs(order, outputs)
     temp = 0
     for node in order:
         if id(node) in names:
@@ -195,6 +209,8 @@ def generate(outputs: Sequence[Expr], inputs: Sequence[Expr], name: str = "symdi
             names[id(node)] = args[0]
             continue
         text = node.op.lower(ctx, *args)
+        if array_api:
+            text = standard_form(node, text, args)
         in_place = _in_place(node, text, args, reusable.get(id(node), ()))
         if in_place:
             names[id(node)], text = in_place
@@ -302,7 +318,8 @@ class CompiledFunction:
         if not self.uses_tape:
             self._source, self._constants = generate(self.graph, self.inputs, "symdiff_fn",
                                                      layout=self._layout,
-                                                     check_finite=check_finite)
+                                                     check_finite=check_finite,
+                                                     array_api=backend == "array_api")
             filename = f"<symdiff-{next(_counter)}>"
             self._code = builtins.compile(self._source, filename, "exec")
             linecache.cache[filename] = (len(self._source), None,
@@ -340,7 +357,8 @@ class CompiledFunction:
         straight-line code, generated on first access and shown for reading only)."""
         if self._source is None:
             self._source = generate(self.graph, self.inputs, "symdiff_fn",
-                                    layout=self._layout)[0]
+                                    layout=self._layout,
+                                    array_api=self.backend == "array_api")[0]
         return self._source
 
     def _function_for(self, xp):
@@ -351,10 +369,15 @@ class CompiledFunction:
             namespace = {"xp": xp}
             check = _tape_checker(self._order) if self._check_finite else None
             tape = Tape(self.graph, self.inputs, ctx, namespace, self._layout, check,
-                        order=self._order)
+                        order=self._order,
+                        standard_form=standard_form if self.backend == "array_api" else None)
             namespace.update(ctx.constants)
             return tape
-        namespace = {"xp": xp, **self._constants}
+        constants = self._constants
+        convert = getattr(xp, "constant", None)  # array_api: NumPy constants as arrays of
+        if convert is not None:                   # the inputs' library, once per library
+            constants = {k: convert(v) for k, v in constants.items()}
+        namespace = {"xp": xp, **constants}
         exec(self._code, namespace)
         return namespace["symdiff_fn"]
 

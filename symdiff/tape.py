@@ -31,8 +31,9 @@ class Tape:
     """The compiled tape of ``outputs`` from ``inputs``: call it with the input arrays."""
 
     def __init__(self, outputs: Sequence[Expr], inputs: Sequence[Expr], ctx, namespace: dict,
-                 layout: str, check=None, order=None):
+                 layout: str, check=None, order=None, standard_form=None):
         order = toposort(outputs) if order is None else order
+        convert = getattr(namespace["xp"], "constant", None) if standard_form else None
         root = _root_ids(order)
         last_use: dict[int, int] = {}
         for position, node in enumerate(order):
@@ -50,7 +51,7 @@ class Tape:
                 continue
             if node.is_const:
                 slot[id(node)] = len(initial)
-                initial.append(node.value)
+                initial.append(node.value if convert is None else convert(node.value))
                 pinned.add(id(node))
                 continue
             if node.op is None:
@@ -61,7 +62,10 @@ class Tape:
                 slot[id(node)] = slot[root[id(node)]]
                 continue
             args = tuple(slot[id(i)] for i in node.inputs)
-            template = node.op.lower(ctx, *[f"a{k}" for k in range(len(args))])
+            placeholders = [f"a{k}" for k in range(len(args))]
+            template = node.op.lower(ctx, *placeholders)
+            if standard_form is not None:  # the array-API spelling (see lower.standard_form)
+                template = standard_form(node, template, placeholders)
             fn = functions.get(template)
             if fn is None:
                 params = ", ".join(f"a{k}" for k in range(len(args)))
