@@ -90,7 +90,8 @@ Sigmoid = unary("sigmoid", "xp.sigmoid({x})", lambda x, out, g: g * (out * (1 - 
                 "logistic 1/(1 + e^-x), computed without overflow; derivative s(1 - s)")
 Softplus = unary("softplus", "xp.softplus({x})", lambda x, out, g: g * sigmoid(x),
                  "log(1 + e^x), computed without overflow; derivative sigmoid(x)")
-Relu = unary("relu", "xp.maximum({x}, 0)", lambda x, out, g: where(x > 0, g, 0),
+Relu = unary("relu", "xp.maximum({x}, 0)",
+             lambda x, out, g: g * stop_gradient(out > 0),  # mask from out: x may die early
              "max(0, x); derivative 1 for x > 0 and 0 for x <= 0 (relu'(0) = 0)",
              keep_dtype=True)
 Negative = unary("negative", "-{x}", lambda x, out, g: -g, "-x; derivative -1",
