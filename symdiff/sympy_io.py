@@ -23,6 +23,11 @@ Design choices a reader might question:
   function named ``round`` that carries NumPy's rounding for ``lambdify`` and ``evalf``.
 - ``stop_gradient`` is the identity: SymPy sees values, not gradient flow. So the SymPy
   derivative of a graph containing ``stop_gradient`` differs from ``sd.grad`` by design.
+- Large graphs come out partly unevaluated. SymPy simplifies each new expression as it is built,
+  by recursing through (and walking as a tree) everything below it, which fails on a deep chain
+  and takes exponential time on the shared values gradients are made of. So nodes whose SymPy
+  tree would be deep or large are built with ``evaluate=False`` (and Piecewise/Max/Min directly),
+  giving the same value without simplification; small graphs are simplified as usual.
 - SymPy is imported on first use, so ``import symdiff`` stays fast.
 """
 from __future__ import annotations
@@ -165,10 +170,13 @@ def _min_max(cls, a, b):
     constructor sorts its arguments by counting every node below them (recursively)."""
     sp = _sympy()
     from sympy.core.parameters import global_parameters
-    if global_parameters.evaluate or a == b:
+    if global_parameters.evaluate:
         return cls(a, b)
+    arguments = frozenset((a, b))
+    if len(arguments) == 1:
+        return a
     node = sp.Expr.__new__(cls, a, b)
-    node._argset = frozenset((a, b))
+    node._argset = arguments  # as SymPy's constructor sets it
     return node
 
 
@@ -328,7 +336,6 @@ def to_sympy(expr):
     >>> sd.to_sympy(sd.sin(x) * 2.0 + 1)
     2*sin(x) + 1
     """
-    sp = _sympy()
     single = isinstance(expr, Expr)
     outputs = [expr] if single else list(expr) if isinstance(expr, (list, tuple)) else None
     if outputs is None or not all(isinstance(e, Expr) for e in outputs):
@@ -342,13 +349,13 @@ def to_sympy(expr):
     # Small nodes evaluated, then the big ones unevaluated: each part in topological order, and
     # SymPy's evaluate flag (whose switch clears SymPy's cache) switched only once.
     big = _needs_no_evaluation(order)
-    shallow = [n for n in order if id(n) not in big]
-    deep = [n for n in order if id(n) in big]
+    small = [n for n in order if id(n) not in big]
+    large = [n for n in order if id(n) in big]
     done: dict[int, object] = {}
-    _convert_nodes(shallow, done)
-    if deep:
+    _convert_nodes(small, done)
+    if large:
         with evaluate(False):
-            _convert_nodes(deep, done, settle=True)
+            _convert_nodes(large, done, settle=True)
     results = [done[id(e)] for e in outputs]
     return results[0] if single else results
 
@@ -473,7 +480,6 @@ def _plan_mul(node) -> Plan:
 def _plan_pow(node) -> Plan:
     """``sqrt`` for ``**(1/2)``, ``square`` for ``**2``, ``1/b**k`` for a negative exponent,
     else ``power``."""
-    sp = _sympy()
     base, exponent = node.args
     if exponent.is_Number and exponent.is_finite:
         value = float(exponent)
@@ -497,26 +503,25 @@ def _chain(fn):
 
 
 def _plan_piecewise(node) -> Plan:
-    """Nested ``where`` from the last branch up; with no ``True`` branch the rest is nan (as
-    SymPy leaves it undefined)."""
-    sp = _sympy()
+    """Nested ``where`` from the last branch up; where no branch applies the value is nan (SymPy
+    leaves it undefined)."""
+    atom = _sympy().logic.boolalg.BooleanAtom
     pairs = [(pair.expr, pair.cond) for pair in node.args]
-    children = [expr for expr, _ in pairs]
-    children += [cond for _, cond in pairs if not isinstance(cond, sp.logic.boolalg.BooleanAtom)]
-    n_pairs = len(pairs)
+    children = []  # each branch's value, then its condition unless that is plainly True/False
+    for value, cond in pairs:
+        children += [value] if isinstance(cond, atom) else [value, cond]
 
     def build(*converted):
-        values, conditions = list(converted[:n_pairs]), iter(converted[n_pairs:])
-        graph_conds = [cond if isinstance(cond, sp.logic.boolalg.BooleanAtom) else next(conditions)
-                       for _, cond in pairs]
-        result = None
-        for value, (_, cond), graph_cond in reversed(list(zip(values, pairs, graph_conds))):
-            if cond is sp.true:
+        items = iter(converted)
+        branches = [(next(items), bool(cond) if isinstance(cond, atom) else next(items))
+                    for _, cond in pairs]
+        result = const(math.nan)
+        for value, cond in reversed(branches):
+            if cond is True:
                 result = value
-            elif cond is not sp.false:
-                result = ops.where(graph_cond, value, const(math.nan) if result is None
-                                   else result)
-        return const(math.nan) if result is None else result
+            elif cond is not False:
+                result = ops.where(cond, value, result)
+        return result
     return build, children
 
 
@@ -629,7 +634,7 @@ def from_sympy(expr, shapes=None) -> Expr:
     >>> import sympy, symdiff as sd
     >>> x, y = sympy.symbols("x y")
     >>> str(sd.from_sympy(x - y / 2))
-    'x - y / 2'
+    'x - y / 2.0'
     """
     sp = _sympy()
     if shapes is None:
