@@ -117,7 +117,7 @@ def grad_command(args) -> int:
     variables = free_vars(expr)
     by_name = {v.name: v for v in variables}
     names = [w.strip() for w in args.wrt.split(",")] if args.wrt else list(by_name)
-    wrt = [by_name.get(n) or var(n) for n in names]
+    wrt = [by_name[n] if n in by_name else var(n) for n in names]
     expr = _scalar(expr)
     grads = grad(expr, wrt)
     scalar = all(node.shape == () for node in toposort([expr, *grads]))
