@@ -163,12 +163,17 @@ def _tape_checker(order: Sequence[Expr]):
 
 
 def standard_form(node: Expr, text: str, args: Sequence[str]) -> str:
-    """The array-API spelling of the two lowerings that use NumPy-only syntax: ``x[index]``
-    (integer arrays, partial index tuples) becomes ``xp.getitem(x, index)``, and ``x.T`` (the
-    standard's ``.T`` is for 2-D arrays only) ``xp.transpose(x, axes)``."""
+    """The array-API spelling of lowerings that rely on NumPy-only behaviour: ``x[index]``
+    (integer arrays, partial index tuples) becomes ``xp.getitem(x, index)``, ``x.T`` (the
+    standard's ``.T`` is for 2-D arrays only) ``xp.transpose(x, axes)``, and a boolean mask
+    times a value (NumPy casts the bool) ``xp.where(mask, value, 0.0)``."""
     name = node.op.name
     if name == "getitem":
         return f"xp.getitem({args[0]}, {text[len(args[0]) + 1:-1]})"
+    if name == "multiply" and any(i.dtype == bool for i in node.inputs):
+        # a mask times a value: NumPy casts the bool, the standard does not
+        mask, value = (args[0], args[1]) if node.inputs[0].dtype == bool else (args[1], args[0])
+        return f"xp.where({mask}, {value}, 0.0)"
     if name == "transpose" and text == f"{args[0]}.T":
         return f"xp.transpose({args[0]}, {node.op.axes!r})"
     return text

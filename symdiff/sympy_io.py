@@ -35,6 +35,7 @@ from __future__ import annotations
 import functools
 import keyword
 import math
+from collections.abc import Mapping
 from fractions import Fraction
 from typing import Callable
 
@@ -536,7 +537,7 @@ def _plan_heaviside(node) -> Plan:
     return build, [arg, h0]
 
 
-def _symbol_plan(node, shapes: dict) -> Plan:
+def _symbol_plan(node, shapes: Mapping) -> Plan:
     name = node.name
     if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
         raise SymdiffError(f"from_sympy: symbol name {name!r} is not a Python identifier, so "
@@ -567,7 +568,7 @@ def _relational_table() -> dict:
     }
 
 
-def _plan(node, shapes: dict) -> Plan:
+def _plan(node, shapes: Mapping) -> Plan:
     """The children and builder of one SymPy node; SymdiffError naming an unsupported class."""
     sp = _sympy()
     from sympy.core.function import AppliedUndef
@@ -639,7 +640,7 @@ def from_sympy(expr, shapes=None) -> Expr:
     sp = _sympy()
     if shapes is None:
         shapes = {}
-    elif not isinstance(shapes, dict):
+    elif not isinstance(shapes, Mapping):
         raise SymdiffError(f"from_sympy: shapes must be a dict of name -> shape, got {shapes!r}")
     if isinstance(expr, str) or isinstance(expr, Expr):
         raise SymdiffError(f"from_sympy expects a SymPy expression, got {type(expr).__name__}"

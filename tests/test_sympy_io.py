@@ -158,6 +158,20 @@ def test_second_derivatives_match_sympy_diff(build, points, diff, order2):
         _assert_close(_eval_sympy(ours, points), _eval_sympy(theirs, points), v, ours, theirs)
 
 
+@pytest.mark.parametrize("build, points, diff, order2", DIFF_CASES)
+def test_forward_mode_and_hvp_match_sympy_diff(build, points, diff, order2):
+    """jvp (forward mode) and hvp take other code paths than grad; SymPy checks them too."""
+    e = build(x, y)
+    expr = sd.to_sympy(e)
+    for v, V in ((x, X), (y, Y)):
+        ours = sd.to_sympy(sd.jvp(e, v, 1.0))
+        _assert_close(_eval_sympy(ours, points), _eval_sympy(sympy.diff(expr, V), points), v)
+        if order2:
+            ours = sd.to_sympy(sd.hvp(e, v, 1.0))
+            theirs = sympy.diff(expr, V, 2)
+            _assert_close(_eval_sympy(ours, points), _eval_sympy(theirs, points), v)
+
+
 @pytest.mark.parametrize("build", [
     lambda: x < y, lambda: sd.floor(x), lambda: sd.round(x) * y, lambda: sd.sign(x) + x,
     lambda: sd.argmax(x) * x])

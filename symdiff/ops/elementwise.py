@@ -228,7 +228,8 @@ class Divide(Binary):
 
 
 class Power(Binary):
-    """a ** b; gradients g b a^(b-1) and g a^b log(a) (the latter needs a > 0)."""
+    """a ** b; gradients g b a^(b-1) and g a^b log(a). At a = 0 the second is taken as 0 (the
+    limit for b > 0, as JAX does); for a < 0 it is nan."""
 
     name, symbol, precedence, lowering = "power", "**", PREC_POW, "{a} ** {b}"
 
@@ -242,7 +243,8 @@ class Power(Binary):
     def bprop(self, inputs, out, g):
         a, b = inputs
         b_minus_1 = const(b.value - 1) if b.is_const else b - 1
-        return [g * (b * power(a, b_minus_1)), g * (out * log(a))]
+        safe_base = where(a == 0, 1, a)  # log(1) = 0: no 0 * -inf at a zero base
+        return [g * (b * power(a, b_minus_1)), g * (out * log(safe_base))]
 
 
 class Maximum(Binary):
