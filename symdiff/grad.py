@@ -15,7 +15,8 @@ import numpy as np
 
 from .errors import (DisconnectedInputError, DTypeError, ShapeError, SymdiffError,
                      UndefinedGradientError, fmt_shape)
-from .graph import Expr, _make_var, as_expr, const, grad_context, toposort, variables_of
+from .graph import (Expr, _make_var, as_expr, const, grad_context, paused_gc, toposort,
+                    variables_of)
 from . import ops
 
 
@@ -78,7 +79,7 @@ def backprop(y: Expr, targets: Sequence[Expr], seed: Expr, on_edge=None) -> dict
         return {}
     pending: dict[int, list[Expr]] = {id(y): [seed]}
     table: dict[int, Expr] = {}
-    with grad_context():
+    with grad_context(), paused_gc():
         for node in reversed(order):
             contributions = pending.pop(id(node), None)
             if contributions is None:
@@ -227,7 +228,7 @@ def jvp(y: Expr, x: Expr, v) -> Expr:
     order = toposort([y])
     tangent: dict[int, object] = {id(x): v}
     source: dict[int, Expr] = {}  # id(node) -> the op without gradient behind an undefined one
-    with grad_context():
+    with grad_context(), paused_gc():
         for node in order:
             if node.op is None or id(node) in tangent:
                 continue

@@ -20,7 +20,7 @@ from typing import Sequence
 import numpy as np
 
 from .errors import InputError, NonFiniteError, SymdiffError, fmt_shape
-from .graph import Expr, as_expr, toposort, variables_of
+from .graph import Expr, as_expr, paused_gc, toposort, variables_of
 from .inspect import bounded_infix, infix_short
 from .kernels import math_namespace, numpy_namespace
 from .tape import TAPE_THRESHOLD, Tape
@@ -298,6 +298,11 @@ class CompiledFunction:
 
     def __init__(self, outputs, inputs=None, optimize: bool = True, xp=None,
                  check_finite: bool = False, backend: str = "numpy", layout: str | None = None):
+        with paused_gc():
+            self._build(outputs, inputs, optimize, xp, check_finite, backend, layout)
+
+    def _build(self, outputs, inputs, optimize, xp, check_finite, backend, layout):
+        """Rewrite, lower and compile (see the class docstring)."""
         if backend not in ("numpy", "array_api"):
             raise SymdiffError(f"compile: backend must be 'numpy' or 'array_api', got "
                                f"{backend!r}")
