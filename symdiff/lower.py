@@ -27,6 +27,9 @@ from .tape import TAPE_THRESHOLD, Tape
 
 _counter = itertools.count()
 COMMENT_LIMIT = 20_000  # graphs larger than this get shape-only comments (infix is unreadable)
+# optimize=True rewrites graphs up to this many nodes; beyond, a rewrite rebuilds every node
+# downstream of a change, which costs more compile time than it saves (optimize="always" forces)
+REWRITE_LIMIT = 20_000
 _NUMPY = numpy_namespace()
 _MATH = math_namespace()
 _MISSING = object()
@@ -312,11 +315,10 @@ class CompiledFunction:
         if not self.outputs:
             raise SymdiffError("compile: no outputs given")
         self.inputs = _resolve_inputs(self.outputs, inputs)
-        if optimize:
+        self.graph = list(self.outputs)
+        if optimize == "always" or (optimize and len(toposort(self.outputs)) <= REWRITE_LIMIT):
             from .rewrite import optimize as run_rewrites
             self.graph = run_rewrites(self.outputs)
-        else:
-            self.graph = list(self.outputs)
         self._index = {v.name: k for k, v in enumerate(self.inputs)}
         self._layout = layout or ("single" if single else "tuple")
         self._check_finite = check_finite
@@ -511,7 +513,8 @@ def compile(outputs, inputs=None, optimize: bool = True,  # noqa: A001 (API name
     ``inputs``: the variables (or names) in positional order; default every free variable sorted
     by name. The callable takes them positionally or by name and returns one array (one Expr
     given) or a tuple (a list given); ``.source`` holds the generated code. ``optimize=False``
-    lowers the graph as built, without the rewrites of :mod:`symdiff.rewrite`;
+    lowers the graph as built, without the rewrites of :mod:`symdiff.rewrite` (``True`` rewrites
+    graphs of up to ``REWRITE_LIMIT`` nodes, ``"always"`` any size);
     ``check_finite=True`` raises NonFiniteError naming the first node whose value is nan or inf
     (otherwise nan and inf simply propagate, as in NumPy). ``backend="array_api"`` emits the
     same code against the namespace of the inputs (JAX, PyTorch, Dask... through
