@@ -33,7 +33,10 @@ REWRITE_LIMIT = 20_000
 _NUMPY = numpy_namespace()
 _MATH = math_namespace()
 _MISSING = object()
-_FLOATS_ONLY = {float}
+
+
+class _Fallback(Exception):
+    """Raised by the scalar fast path for arguments it leaves to the NumPy path."""
 
 
 class _Context:
@@ -339,18 +342,27 @@ class CompiledFunction:
         self._by_namespace: dict[int, tuple] = {}  # array_api: id(xp) -> (xp, function)
         self._fn = self._function_for(_NUMPY if xp is None else xp)
         self._n_inputs = len(self.inputs)
-        self._scalar_fn = self._scalar_function() if self._scalar_graph(xp) else None
         op_names = {n.op.name for n in order if n.op is not None}
         self._may_be_complex = "power" in op_names
-        # Python's max/min drop a nan that NumPy propagates: such graphs send nan to NumPy
-        self._nan_sensitive = bool(op_names & {"maximum", "minimum", "clip", "hardtanh",
-                                               "relu", "max", "min"})
+        self._scalar_fn = self._scalar_function(op_names) if self._scalar_graph(xp) else None
 
-    def _scalar_function(self):
+    def _scalar_function(self, op_names: set):
         """The same generated code run on Python floats: the math-module functions bound as
-        globals (``xp.exp`` -> ``exp``), and no ``del`` lines (scalars need no freeing)."""
+        globals (``xp.exp`` -> ``exp``), no ``del`` lines, and a guard that hands anything but
+        plain floats (and, where Python's max/min would drop it, a nan) back to NumPy by
+        raising ``_Fallback``."""
         source = re.sub(r"^ +del .*\n", "", self._source, flags=re.M).replace("xp.", "")
-        namespace = {**vars(_MATH), **self._constants}
+        params = [f"in_{k}" for k in range(self._n_inputs)]
+        guard = []
+        if params:
+            guard.append(f"    if not ({' and '.join(f'type({p}) is float' for p in params)}):"
+                         f" raise _Fallback")
+            if op_names & {"maximum", "minimum", "clip", "hardtanh", "relu", "max", "min"}:
+                total = " + ".join(params)
+                guard.append(f"    if ({total}) != ({total}): raise _Fallback  # nan")
+        header, _, body = source.partition("\n")
+        source = "\n".join([header, *guard, body])
+        namespace = {**vars(_MATH), **self._constants, "_Fallback": _Fallback}
         exec(builtins.compile(source, "<symdiff-scalar>", "exec"), namespace)
         return namespace["symdiff_fn"]
 
@@ -416,30 +428,17 @@ class CompiledFunction:
             values[k] = check(v, values[k])
         return values
 
-    def _call_scalar(self, args):
-        """The math-module fast path for plain Python numbers; _MISSING when it does not apply
-        (another argument type, a nan where Python's max would drop it, or an arithmetic
-        exception or complex result, which NumPy turns into nan/inf: the NumPy path then
-        computes the answer)."""
-        if set(map(type, args)) != _FLOATS_ONLY:
-            if not all(isinstance(a, (float, int)) for a in args):
-                return _MISSING
-            args = [float(a) for a in args]
-        if self._nan_sensitive and any(a != a for a in args):
-            return _MISSING
-        try:
-            result = self._scalar_fn(*args)
-        except (ArithmeticError, ValueError, TypeError):
-            return _MISSING
-        if self._may_be_complex and _contains_complex(result):
-            return _MISSING
-        return result
-
     def __call__(self, *args, **kwargs):
-        if self._scalar_fn is not None and not kwargs and len(args) == self._n_inputs:
-            result = self._call_scalar(args)
-            if result is not _MISSING:
-                return result
+        if self._scalar_fn is not None and not kwargs:
+            # the math-module path for plain floats; NumPy computes whatever it declines
+            # (other argument types, an arithmetic exception or complex result: nan/inf there)
+            try:
+                result = self._scalar_fn(*args)
+            except (_Fallback, ArithmeticError, ValueError, TypeError):
+                pass
+            else:
+                if not self._may_be_complex or not _contains_complex(result):
+                    return result
         values = self._bind(args, kwargs)
         if self.backend == "numpy":
             return self._fn(*values)
