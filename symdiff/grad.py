@@ -113,6 +113,27 @@ def _check_targets(y: Expr, wrt: Sequence[Expr]) -> None:
     variables_of(toposort([y, *wrt]))  # ShapeError on a name used with two shapes
 
 
+def _raise_if_only_through_undefined(y: Expr, w: Expr) -> None:
+    """``y`` depends on ``w`` yet no gradient reached it: if the dependence runs through an op
+    without a gradient (an argmax used as take's indices, a floor...) and not through an
+    explicit stop_gradient, the requested gradient is undefined, not zero. A comparison used as
+    where's condition is a mask and gives zero by convention."""
+    order = toposort([y])
+    below = _depends_on(order, [w])
+    if id(y) not in below:
+        return
+    above = {id(y)}
+    for node in reversed(order):
+        if id(node) in above:
+            above.update(id(i) for i in node.inputs)
+    between = [n for n in order if id(n) in below and id(n) in above and n.op is not None]
+    if any(n.op.name == "stop_gradient" for n in between):
+        return
+    for node in between:  # comparisons are masks (where's condition): zero by convention
+        if not node.op.differentiable and node.dtype != bool:
+            raise _undefined(node, [w])
+
+
 def _label(g: Expr, y: Expr, w: Expr) -> Expr:
     """Name a new gradient node after the derivative it is: ``dJ/dW``, or ``d(dJ/dw)/dw`` for
     the derivative of a gradient."""
@@ -130,11 +151,14 @@ def _gradients(y: Expr, wrt_list: list[Expr], seed: Expr, disconnected: str) -> 
     if disconnected not in ("zero", "raise"):
         raise SymdiffError(f"disconnected must be 'zero' or 'raise', got {disconnected!r}")
     _check_targets(y, wrt_list)
+    from .rewrite import stabilize
+    y = stabilize(y)  # differentiate log_softmax, not log(softmax): the gradient stays finite
     table = backprop(y, wrt_list, seed)
     result = []
     for w in wrt_list:
         g = table.get(id(w))
         if g is None:
+            _raise_if_only_through_undefined(y, w)
             if disconnected == "raise":
                 name = repr(w.name) if w.is_var else "the node"
                 raise DisconnectedInputError(f"the output does not depend on {name}")

@@ -167,6 +167,8 @@ def normalize_shape(shape, what: str = "shape") -> tuple:
         raise ShapeError(f"{what} must be a tuple of ints, got {shape!r}") from None
     if not ok or any(d < 0 for d in dims):
         raise ShapeError(f"{what} must be a tuple of non-negative ints, got {shape!r}")
+    if any(d >= 2 ** 63 for d in dims) or math.prod(dims) >= 2 ** 63:
+        raise ShapeError(f"{what} {shape!r} is too large")
     return dims
 
 
@@ -208,8 +210,10 @@ def const(value, dtype=None) -> Expr:
         return value
     try:
         arr = np.array(value, dtype=dtype)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise DTypeError(f"cannot make a constant of {value!r}: {exc}") from None
+    if arr.dtype.kind == "u" and arr.size and arr.max() > np.iinfo(np.int64).max:
+        raise DTypeError(f"constant {value!r} does not fit in int64")
     if arr.dtype.kind in "fc" and arr.dtype not in SUPPORTED_DTYPES and arr.dtype.kind == "f":
         arr = arr.astype(np.float64)
     if arr.dtype.kind in "iu" and arr.dtype not in SUPPORTED_DTYPES:

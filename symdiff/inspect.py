@@ -34,13 +34,17 @@ def const_text(node: Expr) -> str:
     return f"const{fmt_shape(node.shape)}"
 
 
-def _call_text(node: Expr, args: list[str]) -> str:
+def _call_text(node: Expr, parts: list[tuple[str, int]]) -> str:
     op = node.op
     extra = op.params_text()
-    if op.name == "getitem":
-        return f"{args[0]}{extra}"
-    if op.name == "transpose" and node.inputs[0].ndim == 2:
-        return f"{args[0]}.T"
+    args = [s for s, _ in parts]
+    if op.name in ("getitem", "transpose") and parts:
+        base, precedence = parts[0]
+        base = base if precedence >= PREC_ATOM else f"({base})"  # (a + b)[0], (a @ b).T
+        if op.name == "getitem":
+            return f"{base}{extra}"
+        if node.inputs[0].ndim == 2:
+            return f"{base}.T"
     inner = ", ".join(args + ([extra] if extra else []))
     return f"{op.name}({inner})"
 
@@ -64,7 +68,7 @@ def _node_infix(node: Expr, parts: list[tuple[str, int]]) -> tuple[str, int]:
         if rp < prec or (rp == prec and prec != PREC_POW and op.name not in ("add", "multiply")):
             rs = f"({rs})"
         return f"{ls} {op.symbol} {rs}", prec
-    return _call_text(node, [s for s, _ in parts]), PREC_ATOM
+    return _call_text(node, parts), PREC_ATOM
 
 
 def _tree_sizes(order) -> dict[int, int]:

@@ -61,6 +61,7 @@ def log_softmax(x, axis=-1):
 def scatter_add(values, indices, shape, axis=0):
     """Zeros of ``shape`` with ``values`` added at ``indices`` along ``axis``; repeated indices
     accumulate (the transpose of ``take``)."""
+    values = np.asarray(values)
     out = np.zeros(shape, dtype=values.dtype)
     indices = np.asarray(indices)
     if axis:

@@ -139,6 +139,18 @@ def _finite_checker(descriptions: list[str]):
     return check_finite
 
 
+def _needs_array_constant(node: Expr, inp: Expr) -> bool:
+    """True where a literal-eligible constant input must be bound as an array instead: when
+    every input is a constant (Python would compute with its own number types) or when the
+    constant promotes the result's dtype (NumPy treats a Python literal as weakly typed)."""
+    if not inp.is_const or _literal(inp.value) is None:
+        return False
+    if all(i.is_const for i in node.inputs):
+        return True
+    others = [i.dtype for i in node.inputs if not i.is_const]
+    return np.result_type(*others) != np.result_type(*others, inp.dtype)
+
+
 def return_text(results: list[str], layout: str) -> str:
     """The returned expression: ``single`` (one value), ``tuple`` (all values) or
     ``value_grads`` (``(value, (grad, ...))``, what compile_grad returns)."""
@@ -215,7 +227,8 @@ def generate(outputs: Sequence[Expr], inputs: Sequence[Expr], name: str = "symdi
         if node.is_var:
             raise SymdiffError(f"compile: the outputs depend on variable {node.name!r}, which is "
                                f"not among the inputs")
-        args = [names[id(i)] for i in node.inputs]
+        args = [names[id(i)] if not _needs_array_constant(node, i) else ctx.const(i.value)
+                for i in node.inputs]
         if getattr(node.op, "alias", False):
             names[id(node)] = args[0]
             continue

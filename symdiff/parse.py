@@ -208,8 +208,11 @@ def _quiet_ast_parse(body: str) -> ast.Expression:
 def _ast_parse(src: _Source) -> ast.Expression:
     body = src.body
     try:
-        return _quiet_ast_parse(body)
-    except RecursionError:
+        # under the lock: the deep path changes the process-wide recursion limit, which an
+        # ast.parse running at that moment in another thread must not see
+        with _deep_lock:
+            return _quiet_ast_parse(body)
+    except (RecursionError, SystemError):
         pass  # a long left-deep chain: retried below with a bigger stack
     except MemoryError:
         raise _too_deep(src, "parser stack exhausted") from None

@@ -139,7 +139,8 @@ def loads(text: str):
         outputs = [built[i] for i in document["outputs"]]
     except GraphFileError:
         raise
-    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError, RecursionError,
+            OverflowError) as exc:
         raise GraphFileError(f"malformed graph file: {type(exc).__name__}: {exc}") from None
     if not outputs:
         raise GraphFileError("the graph file names no outputs")

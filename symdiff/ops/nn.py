@@ -5,6 +5,7 @@ subtracted, so logits of +-1e3 neither overflow nor lose the answer).
 """
 from __future__ import annotations
 
+from ..errors import ShapeError
 from ..graph import Expr, apply, as_expr
 from .base import Op, float_dtype, normalize_single_axis
 from .elementwise import exp
@@ -20,6 +21,8 @@ class Softmax(Op):
         super().__init__(axis=axis)
 
     def infer(self, x):
+        if x.shape[self.axis] == 0:
+            raise ShapeError(f"{self.name}: axis {self.axis} of shape {x.shape} is empty")
         return x.shape, float_dtype(x.dtype)
 
     def lower(self, ctx, x):

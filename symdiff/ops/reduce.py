@@ -31,7 +31,14 @@ class Reduce(Op):
     def __init__(self, axis=None, keepdims=False):
         super().__init__(axis=axis, keepdims=bool(keepdims))
 
+    needs_entries = False  # True: no identity (max, min, logsumexp), so no empty reduction
+
     def infer(self, x):
+        if self.needs_entries:
+            axes = range(x.ndim) if self.axis is None else self.axis
+            if any(x.shape[a] == 0 for a in axes) or (x.size == 0 and x.ndim == 0):
+                raise ShapeError(f"{self.name}: reduction over a zero-size axis of shape "
+                                 f"{x.shape} has no identity")
         kept = _kept_shape(x.shape, self.axis)
         if self.keepdims:
             shape = kept
@@ -92,7 +99,7 @@ class Max(Reduce):
     """Max over ``axis``; the gradient is routed to the maximal entries, split equally among
     ties (so max of a constant vector sends g/n to each)."""
 
-    name, lowering = "max", "max"
+    name, lowering, needs_entries = "max", "max", True
 
     def bprop(self, inputs, out, g):
         x = inputs[0]
@@ -125,7 +132,7 @@ class Logsumexp(Reduce):
     """log(sum(exp(x))) over ``axis``, computed with the max subtracted (never overflows);
     gradient g * softmax(x) = g * exp(x - out)."""
 
-    name, lowering, keep_dtype = "logsumexp", "logsumexp", False
+    name, lowering, keep_dtype, needs_entries = "logsumexp", "logsumexp", False, True
 
     def bprop(self, inputs, out, g):
         x = inputs[0]
@@ -157,6 +164,8 @@ class Argmax(Op):
         super().__init__(axis=axis)
 
     def infer(self, x):
+        if x.size == 0:
+            raise ShapeError(f"argmax: no entries in shape {x.shape}")
         if self.axis is None:
             return (), np.dtype(np.int64)
         return x.shape[:self.axis] + x.shape[self.axis + 1:], np.dtype(np.int64)

@@ -69,6 +69,12 @@ def optimize(outputs, fold: bool = True):
     return result[0] if single else result
 
 
+def stabilize(expr: Expr) -> Expr:
+    """``expr`` with the numerically stable forms substituted (used by ``grad`` before it
+    differentiates, so the gradient of ``log(sigmoid(x))`` is that of ``-softplus(-x)``)."""
+    return apply_rules([expr], STABLE_RULES)[0]
+
+
 def count_nodes(outputs) -> int:
     """Number of distinct nodes (ops, variables, constants) the outputs depend on."""
     return len(toposort([outputs] if isinstance(outputs, Expr) else list(outputs)))
