@@ -320,6 +320,24 @@ def variables_of(order: Iterable[Expr]) -> list[Expr]:
     return [by_name[n] for n in sorted(by_name)]
 
 
+def lookup_variables(items, by_name: dict, who: str) -> list[Expr]:
+    """The variables ``items`` name or are (``by_name``: the graph's variables by name);
+    InputError naming an unknown name, SymdiffError for anything that is not a variable."""
+    from .errors import InputError
+    found = []
+    for item in items:
+        if isinstance(item, str):
+            if item not in by_name:
+                raise InputError(f"{who}: no variable named {item!r} in the graph "
+                                 f"(its variables: {sorted(by_name)})")
+            item = by_name[item]
+        if not isinstance(item, Expr) or not item.is_var:
+            raise SymdiffError(f"{who}: expected variables (sd.var) or their names, got "
+                               f"{item!r}")
+        found.append(item)
+    return found
+
+
 def free_vars(expr) -> list[Expr]:
     """The variables ``expr`` (one Expr or several) depends on, sorted by name."""
     exprs = [expr] if isinstance(expr, Expr) else list(expr)

@@ -20,7 +20,7 @@ from typing import Sequence
 import numpy as np
 
 from .errors import InputError, NonFiniteError, SymdiffError, fmt_shape
-from .graph import Expr, as_expr, paused_gc, toposort, variables_of
+from .graph import Expr, as_expr, lookup_variables, paused_gc, toposort, variables_of
 from .inspect import bounded_infix, infix_short
 from .kernels import math_namespace, numpy_namespace
 from .tape import TAPE_THRESHOLD, Tape
@@ -289,17 +289,7 @@ def _resolve_inputs(outputs: Sequence[Expr], inputs) -> list[Expr]:
     if inputs is None:
         return graph_vars
     by_name = {v.name: v for v in graph_vars}
-    resolved = []
-    for item in inputs:
-        if isinstance(item, str):
-            if item not in by_name:
-                raise SymdiffError(f"compile: no variable named {item!r} in the graph "
-                                   f"(variables: {sorted(by_name)})")
-            item = by_name[item]
-        if not isinstance(item, Expr) or not item.is_var:
-            raise SymdiffError(f"compile: inputs must be variables (sd.var) or their names, "
-                               f"got {item!r}")
-        resolved.append(item)
+    resolved = lookup_variables(inputs, by_name, "compile inputs")
     variables_of(toposort(list(outputs) + resolved))  # name clash -> ShapeError
     names = [v.name for v in resolved]
     if len(set(names)) != len(names):

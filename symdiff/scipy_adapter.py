@@ -31,7 +31,7 @@ import numpy as np
 
 from . import ops
 from .errors import InputError, ShapeError, SymdiffError, fmt_shape
-from .graph import Expr, _make_var, free_vars
+from .graph import Expr, _make_var, free_vars, lookup_variables
 from .grad import grad
 from .lower import CompiledFunction, check_input, compile_grad
 
@@ -61,15 +61,7 @@ class ScipyObjective:
         if not items:
             raise SymdiffError("scipy_objective: wrt is empty")
         self.wrt: list[Expr] = []
-        for item in items:
-            if isinstance(item, str):
-                if item not in graph_vars:
-                    raise InputError(f"scipy_objective: no variable named {item!r} in the loss "
-                                     f"(its variables: {sorted(graph_vars)})")
-                item = graph_vars[item]
-            if not isinstance(item, Expr) or not item.is_var:
-                raise SymdiffError(f"scipy_objective: wrt must hold variables (sd.var) or their "
-                                   f"names, got {item!r}")
+        for item in lookup_variables(items, graph_vars, "scipy_objective wrt"):
             if item.dtype.kind != "f":
                 raise SymdiffError(f"scipy_objective: variable {item.name!r} has dtype "
                                    f"{item.dtype}; only float variables can be optimized")

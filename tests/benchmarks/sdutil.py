@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 
 import symdiff as sd
+from symdiff.graph import toposort
 
 
 def supports_optimize() -> bool:
@@ -60,16 +61,8 @@ def compile_fn(outputs, inputs=None, **kw):
 
 
 def walk(*exprs) -> list:
-    """Every node reachable from ``exprs`` (iteratively, each once)."""
-    seen, out, stack = set(), [], list(exprs)
-    while stack:
-        node = stack.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        out.append(node)
-        stack.extend(node.inputs)
-    return out
+    """Every node reachable from ``exprs`` (each once)."""
+    return toposort(exprs)
 
 
 def count_ops(*exprs) -> int:
