@@ -65,8 +65,8 @@ def _node_infix(node: Expr, parts: list[tuple[str, int]]) -> tuple[str, int]:
         prec = op.precedence
         if lp < prec or (prec == PREC_POW and lp == prec):
             ls = f"({ls})"
-        if rp < prec or (rp == prec and prec != PREC_POW and op.name not in ("add", "multiply")):
-            rs = f"({rs})"
+        if rp < prec or (rp == prec and prec != PREC_POW):
+            rs = f"({rs})"  # a - (b - c), a * (b @ c): text parses back to the same graph
         return f"{ls} {op.symbol} {rs}", prec
     return _call_text(node, parts), PREC_ATOM
 
