@@ -74,11 +74,16 @@ _DTYPE_NAMES = {np.dtype(d): str(np.dtype(d)) for d in ("float64", "float32", "i
                                                          "bool")}
 
 
+_NOT_IN_COMMENTS = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")
+
+
 def _describe(node: Expr, text: str) -> str:
     """The comment after a statement: what the node computes, shape and dtype, and for a
-    gradient result which derivative it is (``dJ/dW1 = ...``)."""
+    gradient result which derivative it is (``dJ/dW1 = ...``). Control and line-break
+    characters are blanked, so nothing in a comment can end it and become code."""
     head = f"{node.label} = {text}" if node.label else text
-    return f"{head}  {node.shape} {_DTYPE_NAMES.get(node.dtype, node.dtype)}"
+    return _NOT_IN_COMMENTS.sub(" ", f"{head}  {node.shape} "
+                                     f"{_DTYPE_NAMES.get(node.dtype, node.dtype)}")
 
 
 _AUGMENTED = {"add": "+=", "subtract": "-=", "multiply": "*=", "divide": "/="}

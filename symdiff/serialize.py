@@ -10,7 +10,9 @@ themselves. Any defect is a SymdiffError; nothing in the file is ever executed.
 from __future__ import annotations
 
 import base64
+import inspect
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -39,13 +41,32 @@ def _to_json(value):
     return value
 
 
+_SPEC_TAGS = frozenset({"int", "slice", "newaxis", "ellipsis", "array"})  # getitem specs
+
+
 def _from_json(value):
-    """Lists back to (hashable) tuples, recursively; only JSON scalars allowed inside."""
+    """Lists back to (hashable) tuples, recursively. Only numbers, booleans, None and the tags
+    of an index spec are allowed: no other string may reach an op (lowering formats params)."""
     if isinstance(value, list):
         return tuple(_from_json(v) for v in value)
-    if value is None or isinstance(value, (bool, int, float, str)):
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, str) and value in _SPEC_TAGS:
         return value
     raise GraphFileError(f"unexpected parameter value {value!r}")
+
+
+def _check_params(cls, params: dict) -> None:
+    """Param names must be those the op's constructor declares (no **kwargs catch-all)."""
+    signature = inspect.signature(cls.__init__)
+    declared = {name for name, p in signature.parameters.items()
+                if name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    unknown = set(params) - declared
+    if unknown:
+        raise GraphFileError(f"op {cls.name!r} has no parameters {sorted(unknown)}")
+
+
+_LABEL = re.compile(r"^d[\w()/.]{0,200}$")  # dJ/dW1, d(dJ/dw)/dw, dJ/d(node)
 
 
 def dumps(exprs) -> str:
@@ -103,6 +124,7 @@ def _build(entry, built: list) -> Expr:
                 isinstance(i, int) and not isinstance(i, bool) and 0 <= i < len(built)
                 for i in inputs):
             raise GraphFileError(f"inputs {inputs!r} must index earlier nodes")
+        _check_params(cls, params)
         try:
             op = cls(**{k: _from_json(v) for k, v in params.items()})
         except TypeError as exc:
@@ -133,8 +155,12 @@ def loads(text: str):
                 raise GraphFileError(f"node {position}: {exc}") from None
             if entry.get("role") == "grad" and node.role != "grad":
                 node.role = "grad"
-            if isinstance(entry.get("label"), str) and node.label is None:
-                node.label = entry["label"]
+            label = entry.get("label")
+            if label is not None:
+                if not isinstance(label, str) or not _LABEL.match(label):
+                    raise GraphFileError(f"node {position}: malformed label {label!r}")
+                if node.label is None:
+                    node.label = label
             built.append(node)
         outputs = [built[i] for i in document["outputs"]]
     except GraphFileError:

@@ -646,12 +646,6 @@ def check_float32(graph: Graph, point: dict) -> str | None:
     return None
 
 
-def _printer_bug_pattern(y) -> bool:
-    """Whether ``y`` contains the shape the known infix-printing bug prints wrongly."""
-    return any(n.op is not None and n.op.name == "multiply" and n.inputs[1].op is not None
-               and n.inputs[1].op.name == "matmul" for n in _topo(y))
-
-
 def check_printing(graph: Graph, point: dict) -> str | None:
     """``str(y)`` is Python text for the same function: where ``sd.parse`` accepts it (array
     constants print as lists and ``const(shape)``, which it refuses), it computes the same
@@ -672,8 +666,7 @@ def check_printing(graph: Graph, point: dict) -> str | None:
     if isinstance(b, np.ndarray) and a.shape == b.shape and np.allclose(a, b, rtol=1e-10,
                                                                           atol=1e-12):
         return None
-    known = " [known printer bug]" if _printer_bug_pattern(graph.y) else ""
-    return f"str(y) = {text!r} parses to another function: {a} vs {b}{known}"
+    return f"str(y) = {text!r} parses to another function: {a} vs {b}"
 
 
 def check_sympy(graph: Graph, point: dict) -> str | None:

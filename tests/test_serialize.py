@@ -270,6 +270,7 @@ def _deep_params(depth):
 
 
 HOSTILE = {
+    "params-keepdims-string": _set("sum", params={"axis": None, "keepdims": "yes"}),
     "deep-nesting-in-params-800": lambda: _deep_params(800),
     "const-huge-shape": _const(shape=[10 ** 30]),
     "getitem-huge-index": _set("getitem", params={"spec": [["array", [3], [0, 10 ** 30, 2]]]}),
@@ -347,8 +348,6 @@ HOSTILE_BUGGY = {
     "outputs-negative": (_edit(lambda d: d.update(outputs=[-1])), BUG_LENIENT),
     "outputs-bool": (_edit(lambda d: d.update(outputs=[True])), BUG_LENIENT),
     "const-null-dtype": (_const(dtype=None), BUG_LENIENT),
-    "params-keepdims-string": (_set("sum", params={"axis": None, "keepdims": "yes"}),
-                               BUG_LENIENT),
     "params-axis-nested-empty": (_set("sum", params={"axis": [[[]]], "keepdims": False}),
                                  BUG_LENIENT),
 }
@@ -422,8 +421,12 @@ def test_code_like_strings_in_loadable_fields_never_run(tmp_path):
     doc["nodes"][INDEX["var"]]["name"] = "x_code_like"  # fresh nodes: none has a label yet
     doc["nodes"][INDEX["sum"]]["label"] = PAYLOAD
     doc["nodes"][INDEX["exp"]]["label"] = "{" + PAYLOAD + "}"
-    loaded = _load_text(tmp_path, json.dumps(doc))
-    _exercise(loaded)
+    try:  # refusing such labels outright is as good as loading them as inert data
+        loaded = _load_text(tmp_path, json.dumps(doc))
+    except sd.SymdiffError:
+        loaded = None
+    if loaded is not None:
+        _exercise(loaded)
     assert nothing_executed()
 
 
@@ -439,12 +442,9 @@ INJECTIONS = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug (security): a graph file can make sd.compile execute code. loads accepts any string "
-    "label and passes any params to the op constructor, Op.__init__ sets every param as an "
-    "attribute (so 'lowering' or 'name' replace the op's own), and lower.py writes labels, "
-    "names and lowerings into the generated source unescaped (a newline in a label ends the "
-    "comment; the tape even evals the lowering at compile time)"))
+# Found here and fixed: params named like an op's attributes (lowering, name) replaced them,
+# and labels with line breaks ended the comment in generated code. Files now may carry only
+# declared params with numeric values, and labels of the form dJ/dW.
 @pytest.mark.parametrize("name", list(INJECTIONS))
 def test_graph_file_cannot_inject_code_into_compiled_functions(name, tmp_path):
     # a graph of its own (fresh variable name): loads only labels nodes that have no label yet
@@ -534,8 +534,6 @@ def test_fuzzed_documents_load_or_raise_graph_file_error(robustness_tally, data)
         loaded = loads(text)
     except GraphFileError:
         robustness_tally["serialize fuzz: rejected"] += 1
-    except OverflowError:
-        robustness_tally["serialize fuzz: known bug (bare OverflowError)"] += 1
     else:
         robustness_tally["serialize fuzz: loaded"] += 1
         assert isinstance(loaded, (sd.Expr, list))

@@ -40,6 +40,10 @@ class Op:
     precedence: int = PREC_ATOM
 
     def __init__(self, **params):
+        for key in params:  # a param may never replace part of the op (its lowering, name...)
+            if key == "params" or hasattr(type(self), key):
+                from ..errors import SymdiffError
+                raise SymdiffError(f"{type(self).__name__}: {key!r} is not a parameter")
         object.__setattr__(self, "params", tuple(sorted(params.items())))
         for key, value in params.items():
             object.__setattr__(self, key, value)
