@@ -299,7 +299,8 @@ def _resolve_inputs(outputs: Sequence[Expr], inputs) -> list[Expr]:
     names = [v.name for v in resolved]
     if len(set(names)) != len(names):
         raise SymdiffError(f"compile: an input is listed twice in {names}")
-    missing = [v.name for v in graph_vars if v.name not in set(names)]
+    listed = set(names)
+    missing = [v.name for v in graph_vars if v.name not in listed]
     if missing:
         raise SymdiffError(f"compile: the outputs depend on {missing}, which are not among the "
                            f"inputs {names}")
