@@ -488,6 +488,20 @@ def check_foreign_input(v: Expr, value):
     return value
 
 
+def numeric_array(value, culprit: str, expected: str) -> np.ndarray:
+    """``value`` as a NumPy array of a numeric (bool, int or float) dtype, or InputError
+    naming ``culprit`` and what was ``expected``."""
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:  # any conversion failure is the user's input
+        raise InputError(f"{culprit}: cannot convert {type(value).__name__} to an array "
+                         f"({exc}); expected {expected}") from None
+    if arr.dtype.kind not in "biuf":
+        raise InputError(f"{culprit}: expected {expected}, got dtype {arr.dtype} "
+                         f"({type(value).__name__})")
+    return arr
+
+
 def check_input(v: Expr, value):
     """``value`` as an array fit for variable ``v``, or InputError naming ``v``."""
     if type(value) is np.ndarray and value.dtype == v.dtype and value.shape == v.shape:
@@ -495,14 +509,7 @@ def check_input(v: Expr, value):
     expected = f"{v.dtype} of shape {fmt_shape(v.shape)}"
     if value is _MISSING:
         raise InputError(f"missing input {v.name!r} (expected {expected})")
-    try:
-        arr = np.asarray(value)
-    except Exception as exc:  # any conversion failure is the user's input
-        raise InputError(f"input {v.name!r}: cannot convert {type(value).__name__} to an "
-                         f"array ({exc}); expected {expected}") from None
-    if arr.dtype.kind not in "biuf":
-        raise InputError(f"input {v.name!r}: expected {expected}, got dtype {arr.dtype} "
-                         f"({type(value).__name__})")
+    arr = numeric_array(value, f"input {v.name!r}", expected)
     if arr.shape != v.shape:
         raise InputError(f"input {v.name!r}: expected shape {fmt_shape(v.shape)}, got "
                          f"{fmt_shape(arr.shape)}")

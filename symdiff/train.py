@@ -35,7 +35,7 @@ import numpy as np
 
 from .errors import InputError, ShapeError, SymdiffError, fmt_shape
 from .graph import Expr, free_vars, substitute, var
-from .lower import compile_grad
+from .lower import compile_grad, numeric_array
 
 __all__ = ["fit", "History", "TrainingError"]
 
@@ -117,14 +117,7 @@ def _check_count(value, what: str, minimum: int) -> int:
 def _as_input(v: Expr, value, what: str, batched: bool) -> np.ndarray:
     """``value`` as an array of ``v``'s dtype; shape checked (all but the leading axis if
     ``batched``)."""
-    try:
-        arr = np.asarray(value)
-    except Exception as exc:  # any conversion failure is the user's input
-        raise InputError(f"fit: {what} {v.name!r}: cannot convert {type(value).__name__} to an "
-                         f"array ({exc})") from None
-    if arr.dtype.kind not in "biuf":
-        raise InputError(f"fit: {what} {v.name!r}: expected a numeric array, got dtype "
-                         f"{arr.dtype}")
+    arr = numeric_array(value, f"fit: {what} {v.name!r}", "a numeric array")
     if batched:
         if v.ndim == 0:
             raise InputError(f"fit: data {v.name!r} is a scalar in the loss graph, so it has no "
