@@ -15,17 +15,17 @@ from .ops import (  # noqa: F401
     norm, outer, power, prod, relu, reshape, round, sigmoid, sign, sin, softmax, softplus, sqrt,
     square, stack, stop_gradient, sum, take, tan, tanh, transpose, where)
 from .grad import grad, hessian, hvp, jacobian, jvp, vjp  # noqa: F401
-from .lower import compile, compile_grad  # noqa: F401
+from .lower.numpy import compile, compile_grad  # noqa: F401
 from .rewrite import optimize  # noqa: F401
-from .inspect import pretty, to_dot, to_latex  # noqa: F401
-from .explain import explain  # noqa: F401
-from .render import render  # noqa: F401
-from .serialize import load, save  # noqa: F401
-from . import init, optim  # noqa: F401
-from .train import History, TrainingError, fit  # noqa: F401
-from .scipy_adapter import ScipyObjective, scipy_objective  # noqa: F401
-from .check import check_grad  # noqa: F401
-from .parse import parse  # noqa: F401
-from .sympy_io import from_sympy, to_sympy  # noqa: F401
+from .tools.inspect import pretty, to_dot, to_latex  # noqa: F401
+from .tools.explain import explain  # noqa: F401
+from .tools.render import render  # noqa: F401
+from .interop.serialize import load, save  # noqa: F401
+from .training import init, models, optim  # noqa: F401
+from .training.train import History, TrainingError, fit  # noqa: F401
+from .training.scipy_adapter import ScipyObjective, scipy_objective  # noqa: F401
+from .tools.check import check_grad  # noqa: F401
+from .interop.parse import parse  # noqa: F401
+from .interop.sympy_io import from_sympy, to_sympy  # noqa: F401
 
 __version__ = "0.1.0"

@@ -24,8 +24,8 @@ def _section(title: str) -> None:
 def demo(args) -> int:
     """Run the demonstration; returns the exit status (0 when every check holds)."""
     from . import check_grad, compile_grad, grad, pretty
-    from .models import XOR_SOLUTION, XOR_X, XOR_Y, mlp_loss, train_xor, xor_network
-    from .lower import compile as compile_fn
+    from .training.models import XOR_SOLUTION, XOR_X, XOR_Y, mlp_loss, train_xor, xor_network
+    from .lower.numpy import compile as compile_fn
 
     rng = np.random.default_rng(0)
     n, d, hidden, classes = 32, 6, 16, 3
@@ -110,7 +110,8 @@ def _parse_point(text: str | None, variables, rng) -> dict:
 
 def grad_command(args) -> int:
     """Print the derivative of EXPR w.r.t. the --wrt variables, its code and its numbers."""
-    from . import compile, grad, parse
+    from . import compile, grad
+    from .interop.parse import parse
     from .graph import free_vars, var
 
     expr = parse(args.expr, shapes=_parse_shapes(args.shape))
@@ -126,7 +127,7 @@ def grad_command(args) -> int:
         print(f"df/d{w.name} = {g}")
         if scalar:
             import sympy
-            from .sympy_io import to_sympy
+            from .interop.sympy_io import to_sympy
             print(f"   simplified (SymPy): {sympy.simplify(to_sympy(g))}")
     fn = compile([expr, *grads], variables)
     print("\ngenerated code:\n" + fn.source)

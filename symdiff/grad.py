@@ -56,7 +56,7 @@ def _depends_on(order: Sequence[Expr], targets: Sequence[Expr]) -> set[int]:
 
 def _undefined(node: Expr, targets: Sequence[Expr]) -> UndefinedGradientError:
     names = ", ".join(repr(t.name) if t.is_var else "a node" for t in targets)
-    from .inspect import infix_short
+    from .tools.inspect import infix_short
     return UndefinedGradientError(
         f"the gradient w.r.t. {names} flows through '{node.op.name}', which has no gradient, "
         f"at {infix_short(node)}; wrap that branch in stop_gradient(...) to treat it as a "

@@ -89,20 +89,20 @@ class Expr:
         raise SymdiffError("a symbolic expression cannot be iterated; index it with x[i]")
 
     def __repr__(self) -> str:
-        from .inspect import short_repr
+        from .tools.inspect import short_repr
         return short_repr(self)
 
     def __str__(self) -> str:
-        from .inspect import infix
+        from .tools.inspect import infix
         return infix(self)
 
     def _repr_latex_(self):
-        from .inspect import repr_latex
+        from .tools.inspect import repr_latex
         return repr_latex(self)
 
     def _repr_svg_(self):
-        from .inspect import to_dot
-        from .render import dot_to_svg_or_none
+        from .tools.inspect import to_dot
+        from .tools.render import dot_to_svg_or_none
         return dot_to_svg_or_none(to_dot(self))
 
     # -- operators (NumPy semantics; numbers and arrays on either side become constants) -----

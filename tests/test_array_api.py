@@ -3,7 +3,7 @@
 - ``array_api_strict`` (the reference namespace, which rejects anything outside the standard):
   the MLP's value and gradient, and a table of single-op graphs covering every registered op
   (forward and gradient), equal to the NumPy backend. Passing there proves the generated code
-  and :mod:`symdiff.array_api` call only standard functions.
+  and :mod:`symdiff.lower.array_api` call only standard functions.
 - the adapter's gather/scatter kernels (``take``, ``scatter_add``, ``x[index]``, ``index_add``)
   against NumPy's, with repeated and negative indices, on every installed library.
 - Dask through a ``dask.distributed`` local cluster of 2 workers: the MLP gradient over a data
@@ -23,12 +23,12 @@ import pytest
 import symdiff as sd
 from symdiff import models
 from symdiff.graph import toposort
-from symdiff.kernels import index_add as np_index_add
-from symdiff.kernels import scatter_add as np_scatter_add
+from symdiff.ops.kernels import index_add as np_index_add
+from symdiff.ops.kernels import scatter_add as np_scatter_add
 from symdiff.ops.base import REGISTRY
 
 pytest.importorskip("array_api_compat")
-from symdiff.array_api import NAMES, namespace_for  # noqa: E402
+from symdiff.lower.array_api import NAMES, namespace_for  # noqa: E402
 
 RTOL, ATOL = 1e-10, 1e-12
 A = np.array
@@ -363,7 +363,7 @@ def test_take_and_scatter_add_with_repeats_match_numpy(lib):
 
 def test_scatter_add_in_blocks(xs, monkeypatch):
     """The one-hot matrix is built in blocks of rows: the blocks add up exactly."""
-    import symdiff.array_api as aa
+    import symdiff.lower.array_api as aa
     monkeypatch.setattr(aa, "BLOCK", 16)
     rng = np.random.default_rng(3)
     indices = rng.integers(0, 7, 50)

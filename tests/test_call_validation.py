@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import symdiff as sd
-from symdiff.tape import TAPE_THRESHOLD
+from symdiff.lower.tape import TAPE_THRESHOLD
 
 W = sd.var("W", (2, 3))
 x = sd.var("x", (3,))

@@ -19,8 +19,8 @@ import pytest
 import symdiff as sd
 from conftest import scaled
 from symdiff.graph import toposort
-from symdiff.models import mlp_loss
-from symdiff.tape import TAPE_THRESHOLD
+from symdiff.training.models import mlp_loss
+from symdiff.lower.tape import TAPE_THRESHOLD
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,4 @@
-"""symdiff.optim (optimizers, schedules) and symdiff.init (initializers).
+"""symdiff.training.optim (optimizers, schedules) and symdiff.training.init (initializers).
 
 The hand-computed steps below are written out from the published update rules, entry by entry
 with Python floats, independently of the implementation's vectorized code.
@@ -10,7 +10,7 @@ import pytest
 
 import symdiff as sd
 from symdiff import init, optim
-from symdiff.optim import SGD, Adagrad, Adam, OptimizerError, RMSprop
+from symdiff.training.optim import SGD, Adagrad, Adam, OptimizerError, RMSprop
 
 THETA0 = [1.0, -2.0]
 G1 = [0.5, -1.0]
@@ -281,7 +281,7 @@ def test_adam_logistic_regression_reaches_newton_optimum():
 
 
 # ---------------------------------------------------------------------------------------------
-# symdiff.init
+# symdiff.training.init
 # ---------------------------------------------------------------------------------------------
 def test_fans_convention():
     assert init.fans((3, 4)) == (3, 4)  # (fan_in, fan_out), used as X @ W

@@ -1,9 +1,9 @@
-"""symdiff.scipy_adapter: scipy.optimize.minimize on symdiff losses (L-BFGS-B, Newton-CG)."""
+"""symdiff.training.scipy_adapter: scipy.optimize.minimize on symdiff losses (L-BFGS-B, Newton-CG)."""
 import numpy as np
 import pytest
 
 import symdiff as sd
-from symdiff.scipy_adapter import ScipyObjective, scipy_objective
+from symdiff.training.scipy_adapter import ScipyObjective, scipy_objective
 
 LAM = 0.1
 

@@ -1,6 +1,6 @@
 """Saving and loading graphs (issue 5, part 7): ``sd.save`` / ``sd.load``.
 
-Round trips keep structure and values: the MLP gradient graph (``symdiff.models.mlp_loss`` +
+Round trips keep structure and values: the MLP gradient graph (``symdiff.training.models.mlp_loss`` +
 ``sd.grad``) reloads as the very same interned nodes in-process, and as a graph that prints to
 the identical file and computes bit-identical values in a fresh interpreter; random graphs from
 the differential generator round-trip too. The file is plain, versioned JSON
@@ -36,9 +36,9 @@ from hypothesis import strategies as st
 
 import symdiff as sd
 from conftest import scaled
-from symdiff import serialize
-from symdiff.models import mlp_loss
-from symdiff.serialize import GraphFileError, dumps, loads
+from symdiff.interop import serialize
+from symdiff.training.models import mlp_loss
+from symdiff.interop.serialize import GraphFileError, dumps, loads
 
 FUZZ_EXAMPLES = scaled(200, 3000, env="SYMDIFF_FUZZ_EXAMPLES")
 SENTINEL_NAME = "symdiff_serialize_sentinel"
@@ -180,7 +180,7 @@ def test_mlp_gradient_round_trip_in_a_fresh_interpreter(tmp_path):
         import json, sys
         import numpy as np
         import symdiff as sd
-        from symdiff.serialize import dumps
+        from symdiff.interop.serialize import dumps
         loaded = sd.load({str(path)!r})
         values = dict(np.load({str(tmp_path / 'values.npz')!r}))
         out = sd.compile(loaded)(**values)

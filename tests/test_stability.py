@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 import symdiff as sd
-from symdiff.tape import TAPE_THRESHOLD
+from symdiff.lower.tape import TAPE_THRESHOLD
 
 mp = mpmath.mp
 mp.dps = 50
@@ -142,7 +142,7 @@ def test_softmax_cross_entropy_at_extreme_logits():
 
 
 def test_mlp_loss_with_huge_logits_has_finite_gradient():
-    from symdiff.models import mlp_loss
+    from symdiff.training.models import mlp_loss
     model = mlp_loss(4, 3, 5, 3)
     rng = np.random.default_rng(0)
     values = {"X": rng.normal(size=(4, 3)) * 300, "Y": Y_ONE_HOT,
@@ -316,7 +316,7 @@ def test_log1p_and_expm1_near_zero(x):
 # NaN and inf: propagate, or NonFiniteError when asked
 # ---------------------------------------------------------------------------------------------
 def _mlp_function(**options):
-    from symdiff.models import mlp_loss
+    from symdiff.training.models import mlp_loss
     model = mlp_loss(4, 3, 5, 3)
     rng = np.random.default_rng(1)
     values = {"X": rng.normal(size=(4, 3)), "Y": Y_ONE_HOT, "W1": rng.normal(size=(3, 5)),

@@ -1,4 +1,4 @@
-"""symdiff.train.fit: mini-batch training with compiled gradients, History, TrainingError."""
+"""symdiff.training.train.fit: mini-batch training with compiled gradients, History, TrainingError."""
 import sys
 import types
 
@@ -7,8 +7,8 @@ import pytest
 
 import symdiff as sd
 from symdiff import init, models, optim
-from symdiff.optim import SGD, Adam
-from symdiff.train import History, TrainingError, fit
+from symdiff.training.optim import SGD, Adam
+from symdiff.training.train import History, TrainingError, fit
 
 
 def logistic(n=100, d=3, seed=0, lam=0.01):

@@ -11,7 +11,7 @@ from ..graph import Expr, apply, const, toposort
 
 def fold_constants(outputs: list[Expr]) -> list[Expr]:
     """``outputs`` with constant sub-graphs replaced by their values."""
-    from ..lower import CompiledFunction
+    from ..lower.numpy import CompiledFunction
     order = toposort(outputs)
     constant: set[int] = set()
     foldable: list[Expr] = []

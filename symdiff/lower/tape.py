@@ -13,7 +13,7 @@ from __future__ import annotations
 from operator import itemgetter
 from typing import Sequence
 
-from .graph import Expr, toposort
+from ..graph import Expr, toposort
 
 TAPE_THRESHOLD = 10_000  # op statements; above this, lower to a tape
 
@@ -55,7 +55,7 @@ class Tape:
                 pinned.add(id(node))
                 continue
             if node.op is None:
-                from .errors import SymdiffError
+                from ..errors import SymdiffError
                 raise SymdiffError(f"compile: the outputs depend on variable {node.name!r}, "
                                    f"which is not among the inputs")
             if root[id(node)] != id(node):
@@ -105,5 +105,5 @@ class Tape:
                 regs[out] = fn(*get(regs))
             if check is not None:
                 check(regs[out], position)
-        from .lower import arrange
+        from .numpy import arrange
         return arrange(tuple(regs[s] for s in self._outputs), self._layout)

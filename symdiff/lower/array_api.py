@@ -40,7 +40,7 @@ import threading
 
 import numpy as np
 
-from .errors import InputError, SymdiffError
+from ..errors import InputError, SymdiffError
 
 __all__ = ["namespace_for", "ArrayAPINamespace", "NAMES", "BLOCK"]
 
@@ -530,7 +530,7 @@ class _IndexPlan:
     """
 
     def __init__(self, index, shape):
-        from .errors import ShapeError
+        from ..errors import ShapeError
 
         items = list(index) if isinstance(index, tuple) else [index]
         ndim = len(shape)

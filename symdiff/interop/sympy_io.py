@@ -41,9 +41,9 @@ from typing import Callable
 
 import numpy as np
 
-from . import ops
-from .errors import ShapeError, SymdiffError, fmt_shape
-from .graph import Expr, const, toposort, var
+from .. import ops
+from ..errors import ShapeError, SymdiffError, fmt_shape
+from ..graph import Expr, const, toposort, var
 
 # Ops whose single input, on a scalar graph, is passed through unchanged (shape ops to (),
 # reductions of a 0-d value, stop_gradient). ``as_number``: the value is used as a number.

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .graph import Expr, as_expr, const, toposort
-from .grad import _depends_on, backprop
+from ..graph import Expr, as_expr, const, toposort
+from ..grad import _depends_on, backprop
 from .inspect import bounded_infix, node_names
-from .lower import CompiledFunction
+from ..lower.numpy import CompiledFunction
 
 
 @dataclass

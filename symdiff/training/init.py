@@ -35,8 +35,8 @@ from typing import Iterable
 
 import numpy as np
 
-from .errors import SymdiffError
-from .graph import Expr, normalize_dtype, normalize_shape
+from ..errors import SymdiffError
+from ..graph import Expr, normalize_dtype, normalize_shape
 
 __all__ = ["fans", "xavier_uniform", "xavier_normal", "glorot_uniform", "glorot_normal",
            "he_uniform", "he_normal", "small_uniform", "zeros", "init_params"]

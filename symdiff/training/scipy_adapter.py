@@ -29,11 +29,11 @@ from typing import Mapping
 
 import numpy as np
 
-from . import ops
-from .errors import InputError, ShapeError, SymdiffError, fmt_shape
-from .graph import Expr, _make_var, free_vars, lookup_variables
-from .grad import grad
-from .lower import CompiledFunction, check_input, compile_grad
+from .. import ops
+from ..errors import InputError, ShapeError, SymdiffError, fmt_shape
+from ..graph import Expr, _make_var, free_vars, lookup_variables
+from ..grad import grad
+from ..lower.numpy import CompiledFunction, check_input, compile_grad
 
 __all__ = ["scipy_objective", "ScipyObjective"]
 

@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import ShapeError, SymdiffError
-from .graph import Expr, _make_var, as_expr, const, free_vars, substitute
-from .grad import grad
-from .lower import CompiledFunction
-from . import ops
+from ..errors import ShapeError, SymdiffError
+from ..graph import Expr, _make_var, as_expr, const, free_vars, substitute
+from ..grad import grad
+from ..lower.numpy import CompiledFunction
+from .. import ops
 
 DEFAULT_EPS = 6e-6       # about cbrt(machine epsilon): balances truncation and rounding
 DEFAULT_RTOL = 1e-5

@@ -15,9 +15,9 @@ import re
 
 import numpy as np
 
-from .errors import fmt_shape
-from .graph import Expr, toposort
-from .ops.base import PREC_ATOM, PREC_MUL, PREC_POW, PREC_UNARY
+from ..errors import fmt_shape
+from ..graph import Expr, toposort
+from ..ops.base import PREC_ATOM, PREC_MUL, PREC_POW, PREC_UNARY
 
 INFIX_TREE_LIMIT = 3000  # expanded tree size beyond which str() summarizes
 
@@ -309,7 +309,7 @@ def to_latex(expr: Expr) -> str:
     (``W x + b``, ``\\delta x^\\top``, ``\\odot`` for elementwise products)."""
     if all(n.shape == () for n in toposort([expr])):
         import sympy
-        from .sympy_io import to_sympy
+        from ..interop.sympy_io import to_sympy
         return sympy.latex(to_sympy(expr))
     return _tensor_latex(expr)
 

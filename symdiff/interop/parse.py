@@ -57,9 +57,9 @@ import unicodedata
 import warnings
 from collections.abc import Mapping
 
-from .errors import ParseError, ShapeError, SymdiffError
-from .graph import Expr, as_expr, normalize_shape, var
-from .ops import FUNCTIONS, maximum, minimum
+from ..errors import ParseError, ShapeError, SymdiffError
+from ..graph import Expr, as_expr, normalize_shape, var
+from ..ops import FUNCTIONS, maximum, minimum
 
 __all__ = ["parse", "DEEP_PARSE_MAX_CHARS"]
 

@@ -33,9 +33,9 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from .errors import InputError, ShapeError, SymdiffError, fmt_shape
-from .graph import Expr, free_vars, substitute, var
-from .lower import compile_grad, numeric_array
+from ..errors import InputError, ShapeError, SymdiffError, fmt_shape
+from ..graph import Expr, free_vars, substitute, var
+from ..lower.numpy import compile_grad, numeric_array
 
 __all__ = ["fit", "History", "TrainingError"]
 
@@ -341,7 +341,7 @@ def _locate_non_finite(graph: Expr, wrt: list, inputs: dict) -> str:
     """``"; <where the first nan/inf appears>"`` by re-running the failing batch through a
     ``check_finite`` compilation, or ``""`` when that cannot tell (never raises)."""
     try:
-        from .errors import NonFiniteError
+        from ..errors import NonFiniteError
         checked = compile_grad(graph, wrt, check_finite=True)
         with np.errstate(all="ignore"):
             checked(**inputs)

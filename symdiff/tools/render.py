@@ -10,8 +10,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from .errors import SymdiffError
-from .graph import Expr
+from ..errors import SymdiffError
+from ..graph import Expr
 
 FORMATS = ("svg", "png", "pdf")
 

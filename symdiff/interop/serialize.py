@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import SymdiffError
-from .graph import Expr, apply, const, normalize_dtype, normalize_shape, toposort, var
-from .ops.base import REGISTRY
+from ..errors import SymdiffError
+from ..graph import Expr, apply, const, normalize_dtype, normalize_shape, toposort, var
+from ..ops.base import REGISTRY
 
 FORMAT = "symdiff-graph"
 VERSION = 1

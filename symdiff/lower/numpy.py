@@ -19,10 +19,10 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import InputError, NonFiniteError, SymdiffError, fmt_shape
-from .graph import Expr, as_expr, lookup_variables, paused_gc, toposort, variables_of
-from .inspect import bounded_infix, infix_short
-from .kernels import math_namespace, numpy_namespace
+from ..errors import InputError, NonFiniteError, SymdiffError, fmt_shape
+from ..graph import Expr, as_expr, lookup_variables, paused_gc, toposort, variables_of
+from ..tools.inspect import bounded_infix, infix_short
+from ..ops.kernels import math_namespace, numpy_namespace
 from .tape import TAPE_THRESHOLD, Tape
 
 _counter = itertools.count()
@@ -329,7 +329,7 @@ class CompiledFunction:
         self.inputs = _resolve_inputs(self.outputs, inputs)
         self.graph = list(self.outputs)
         if optimize == "always" or (optimize and len(toposort(self.outputs)) <= REWRITE_LIMIT):
-            from .rewrite import optimize as run_rewrites
+            from ..rewrite import optimize as run_rewrites
             self.graph = run_rewrites(self.outputs)
         self._index = {v.name: k for k, v in enumerate(self.inputs)}
         self._layout = layout or ("single" if single else "tuple")
@@ -549,7 +549,7 @@ class GradFunction(CompiledFunction):
 
     def __init__(self, loss: Expr, wrt, inputs=None, optimize: bool = True,
                  check_finite: bool = False, backend: str = "numpy"):
-        from .grad import grad
+        from ..grad import grad
         self.wrt = [wrt] if isinstance(wrt, Expr) else list(wrt)
         loss = as_expr(loss)
         grads = grad(loss, self.wrt)

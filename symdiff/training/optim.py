@@ -33,7 +33,7 @@ from typing import Callable, Mapping, Union
 
 import numpy as np
 
-from .errors import ShapeError, SymdiffError, fmt_shape
+from ..errors import ShapeError, SymdiffError, fmt_shape
 
 __all__ = [
     "Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "OptimizerError",
