@@ -23,9 +23,11 @@ def _section(title: str) -> None:
 
 def demo(args) -> int:
     """Run the demonstration; returns the exit status (0 when every check holds)."""
-    from . import check_grad, compile_grad, grad, pretty
+    from .grad import grad
+    from .tools.check import check_grad
+    from .tools.inspect import pretty
     from .training.models import XOR_SOLUTION, XOR_X, XOR_Y, mlp_loss, train_xor, xor_network
-    from .lower.numpy import compile as compile_fn
+    from .lower.numpy import compile as compile_fn, compile_grad
 
     rng = np.random.default_rng(0)
     n, d, hidden, classes = 32, 6, 16, 3
@@ -110,7 +112,8 @@ def _parse_point(text: str | None, variables, rng) -> dict:
 
 def grad_command(args) -> int:
     """Print the derivative of EXPR w.r.t. the --wrt variables, its code and its numbers."""
-    from . import compile, grad
+    from .grad import grad
+    from .lower.numpy import compile
     from .interop.parse import parse
     from .graph import free_vars, var
 

@@ -240,7 +240,8 @@ def _ignored_inputs(node: Expr) -> set[int]:
 
 def jvp(y: Expr, x: Expr, v) -> Expr:
     """Forward-mode directional derivative ``J v`` (shape ``y.shape``): tangents pushed through
-    the graph in topological order by each op's ``jvp`` rule. An op without a gradient gives an
+    the graph in topological order by each op's ``jvp`` rule, or, for an op without one, by
+    :func:`transpose_bprop` of its bprop. An op without a gradient gives an
     undefined tangent, an error only if a consumer actually uses it (a mask feeding where's
     condition, or anything under stop_gradient, is fine)."""
     y = as_expr(y)
@@ -274,7 +275,10 @@ def jvp(y: Expr, x: Expr, v) -> Expr:
                 ins = [None if t is _UNDEFINED else t for t in ins]
                 if all(t is None for t in ins):
                     continue
-            t = node.op.jvp(node.inputs, node, ins)
+            if node.op.jvp is not None:
+                t = node.op.jvp(node.inputs, node, ins)
+            else:
+                t = transpose_bprop(node.op, node.inputs, node, ins)
             if t is not None:
                 tangent[id(node)] = unbroadcast(t, node.shape)
     result = tangent.get(id(y))

@@ -35,6 +35,10 @@ _intern_lock = threading.Lock()
 _intern_table: "weakref.WeakValueDictionary[tuple, Expr]" = weakref.WeakValueDictionary()
 _grad_context = threading.local()  # .depth > 0 while build_grad adds gradient nodes
 _creation_counter = itertools.count()
+# Jupyter's rich display of a node (kind -> function(Expr) -> str or None). The LaTeX printer
+# and Graphviz live in the tools layer, above this module, so ``symdiff.tools`` fills this in
+# when it is imported (as ``import symdiff`` does); until then a node shows its plain repr.
+DISPLAY_HOOKS: dict = {}
 
 
 class Expr:
@@ -97,13 +101,12 @@ class Expr:
         return infix(self)
 
     def _repr_latex_(self):
-        from .tools.inspect import repr_latex
-        return repr_latex(self)
+        hook = DISPLAY_HOOKS.get("latex")
+        return hook(self) if hook is not None else None
 
     def _repr_svg_(self):
-        from .tools.inspect import to_dot
-        from .tools.render import dot_to_svg_or_none
-        return dot_to_svg_or_none(to_dot(self))
+        hook = DISPLAY_HOOKS.get("svg")
+        return hook(self) if hook is not None else None
 
     # -- operators (NumPy semantics; numbers and arrays on either side become constants) -----
     def __add__(self, other): return _ops.add(self, other)

@@ -81,11 +81,11 @@ class Op:
         """Gradient contribution to each input, given the upstream gradient ``g`` of ``out``."""
         raise NotImplementedError(f"{self.name} has no bprop")
 
-    def jvp(self, inputs: Sequence[Expr], out: Expr, tangents: Sequence[Expr | None]) -> Expr:
-        """Forward-mode tangent of ``out``. Default: transpose this op's own (linear) bprop,
-        ``J_i t = d/dg <bprop_i(g), t>``, so every op with a bprop has a jvp."""
-        from ..grad import transpose_bprop
-        return transpose_bprop(self, inputs, out, tangents)
+    # Forward-mode rule ``jvp(inputs, out, tangents) -> Expr | None``, the tangent of ``out``.
+    # None here means "no rule of its own": grad.jvp then transposes the op's (linear) bprop,
+    # ``J_i t = d/dg <bprop_i(g), t>``, so every op with a bprop has a jvp. The fallback lives
+    # in grad.py, which owns differentiation; ops stay below grad in the layers.
+    jvp = None
 
     def params_text(self) -> str:
         """Params that differ from their defaults, as call arguments (e.g. ``axis=(1,)``)."""
