@@ -23,7 +23,7 @@ def _section(title: str) -> None:
 
 def demo(args) -> int:
     """Run the demonstration; returns the exit status (0 when every check holds)."""
-    from .grad import grad
+    from .grad import grad, gradient_nodes
     from .tools.check import check_grad
     from .tools.inspect import pretty
     from .training.models import XOR_SOLUTION, XOR_X, XOR_Y, mlp_loss, train_xor, xor_network
@@ -40,7 +40,8 @@ def demo(args) -> int:
     elapsed = time.perf_counter() - start
     forward = toposort([model.loss])
     full = toposort([model.loss, *grads])
-    new = [node for node in full if node.role == "grad"]
+    added = gradient_nodes([model.loss, *grads])
+    new = [node for node in full if id(node) in added]
     print(f"forward graph: {len(forward)} nodes; value+gradient graph: {len(full)} nodes "
           f"({len(new)} added by build_grad); grad + compile took {elapsed * 1e3:.1f} ms")
     print("gradient nodes by op:", ", ".join(

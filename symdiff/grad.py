@@ -6,17 +6,21 @@ differentiated again. This module owns the three things every bprop rule may lea
 pruning to the subgraph G', summing the contributions of several consumers, and summing a
 broadcast contribution back to its input's shape (``unbroadcast``). "No gradient" stays ``None``
 until the end; zeros are only built for disconnected variables when ``disconnected="zero"``.
+
+It also owns the record of which node is the gradient of which (``gradient_labels``,
+``gradient_nodes``): a weak side table beside the interned nodes, never on them (see graph.py).
 """
 from __future__ import annotations
 
+import threading
+import weakref
 from typing import Sequence
 
 import numpy as np
 
 from .errors import (DisconnectedInputError, DTypeError, ShapeError, SymdiffError,
                      UndefinedGradientError, fmt_shape)
-from .graph import (Expr, _make_var, as_expr, const, grad_context, paused_gc, toposort,
-                    variables_of)
+from .graph import Expr, _make_var, as_expr, const, paused_gc, toposort, variables_of
 from . import ops
 
 
@@ -79,7 +83,7 @@ def backprop(y: Expr, targets: Sequence[Expr], seed: Expr, on_edge=None) -> dict
         return {}
     pending: dict[int, list[Expr]] = {id(y): [seed]}
     table: dict[int, Expr] = {}
-    with grad_context(), paused_gc():
+    with paused_gc():
         for node in reversed(order):
             contributions = pending.pop(id(node), None)
             if contributions is None:
@@ -134,12 +138,81 @@ def _raise_if_only_through_undefined(y: Expr, w: Expr) -> None:
             raise _undefined(node, [w])
 
 
+# -- which node is the gradient of which -------------------------------------------------------
+# id(gradient node) -> (weak reference to it, [(weak reference to its loss, label)]). Keyed by
+# identity (a WeakKeyDictionary would compare nodes with ``==``, which builds a node) and emptied
+# by the weak reference's callback when the gradient is freed, so the table keeps nothing alive;
+# a lock keeps it whole when several threads differentiate at once. A record states a fact about
+# the pair (g = dJ/dW of J), so views show it only when they hold both nodes.
+_GRADIENT_OF: dict[int, tuple] = {}
+_gradient_lock = threading.Lock()
+
+
+def _forget(ref) -> None:
+    """Weak-reference callback: the gradient node is gone (no lock: it may run inside GC)."""
+    for key, (held, _) in list(_GRADIENT_OF.items()):
+        if held is ref:
+            _GRADIENT_OF.pop(key, None)
+
+
+def record_gradient(loss: Expr, g: Expr, label: str) -> None:
+    """Remember that ``g`` is the gradient ``label`` (e.g. ``dJ/dW1``) of ``loss``."""
+    if g is loss or g.is_var:  # a variable keeps its own name (d(a * b)/da is just b)
+        return
+    with _gradient_lock:
+        held = _GRADIENT_OF.get(id(g))
+        if held is None or held[0]() is not g:
+            held = (weakref.ref(g, _forget), [])
+        entries = [(ref, text) for ref, text in held[1]
+                   if ref() is not None and ref() is not loss]
+        entries.append((weakref.ref(loss), label))
+        _GRADIENT_OF[id(g)] = (held[0], entries)
+
+
+def _labels_of(g: Expr) -> list[tuple[Expr, str]]:
+    held = _GRADIENT_OF.get(id(g))
+    if held is None or held[0]() is not g:
+        return []
+    return [(loss, text) for loss, text in ((ref(), text) for ref, text in held[1])
+            if loss is not None]
+
+
+def gradient_labels(outputs: Sequence[Expr]) -> dict[int, str]:
+    """id(output) -> label (``dJ/dW1``) for each of ``outputs`` recorded as the gradient of
+    another of ``outputs``: a view shows gradient names only when it holds the loss too.
+
+    >>> import symdiff as sd
+    >>> x = sd.var("x"); y = x * x; g = sd.grad(y, x)
+    >>> list(gradient_labels([y, g]).values()), gradient_labels([g])
+    (['dJ/dx'], {})
+    """
+    present = {id(o) for o in outputs}
+    labels: dict[int, str] = {}
+    for o in outputs:
+        for loss, text in _labels_of(o):
+            if id(loss) in present:
+                labels.setdefault(id(o), text)
+    return labels
+
+
+def gradient_nodes(outputs: Sequence[Expr], labels: dict[int, str] | None = None) -> set[int]:
+    """ids of the nodes of ``outputs``' graph that only their gradient outputs need (those
+    build_grad added, Goodfellow Fig. 6.10); variables excluded. ``labels`` as
+    :func:`gradient_labels` gives (computed when not given)."""
+    labels = gradient_labels(outputs) if labels is None else labels
+    gradients = [o for o in outputs if id(o) in labels]
+    if not gradients:
+        return set()
+    forward = {id(n) for n in toposort([o for o in outputs if id(o) not in labels])}
+    return {id(n) for n in toposort(gradients) if id(n) not in forward and not n.is_var}
+
+
 def _label(g: Expr, y: Expr, w: Expr) -> Expr:
-    """Name a new gradient node after the derivative it is: ``dJ/dW``, or ``d(dJ/dw)/dw`` for
-    the derivative of a gradient."""
-    if g.label is None and g.role == "grad":
-        top = f"d({y.label})" if y.label else "dJ"
-        g.label = f"{top}/d{w.name}" if w.is_var else f"{top}/d(node)"
+    """Record ``g`` as the derivative it is: ``dJ/dW``, or ``d(dJ/dw)/dw`` when ``y`` is itself
+    a recorded gradient."""
+    earlier = _labels_of(y)
+    top = f"d({earlier[-1][1]})" if earlier else "dJ"
+    record_gradient(y, g, f"{top}/d{w.name}" if w.is_var else f"{top}/d(node)")
     return g
 
 
@@ -152,6 +225,7 @@ def _gradients(y: Expr, wrt_list: list[Expr], seed: Expr, disconnected: str) -> 
         raise SymdiffError(f"disconnected must be 'zero' or 'raise', got {disconnected!r}")
     _check_targets(y, wrt_list)
     from .rewrite import stabilize
+    loss = y
     y = stabilize(y)  # differentiate log_softmax, not log(softmax): the gradient stays finite
     table = backprop(y, wrt_list, seed)
     result = []
@@ -163,7 +237,7 @@ def _gradients(y: Expr, wrt_list: list[Expr], seed: Expr, disconnected: str) -> 
                 name = repr(w.name) if w.is_var else "the node"
                 raise DisconnectedInputError(f"the output does not depend on {name}")
             g = _zeros(w)
-        result.append(_label(g, y, w))
+        result.append(_label(g, loss, w))
     return result
 
 
@@ -253,7 +327,7 @@ def jvp(y: Expr, x: Expr, v) -> Expr:
     order = toposort([y])
     tangent: dict[int, object] = {id(x): v}
     source: dict[int, Expr] = {}  # id(node) -> the op without gradient behind an undefined one
-    with grad_context(), paused_gc():
+    with paused_gc():
         for node in order:
             if node.op is None or id(node) in tangent:
                 continue

@@ -12,6 +12,16 @@ is iterative (explicit stacks), so a 100,000-node chain needs no recursion.
 
 Design note: ``==`` on nodes builds a comparison node (NumPy semantics), so nodes hash by identity
 and internal tables are keyed by node identity, never by ``==``.
+
+Design note, no metadata on nodes: an interned node is shared by every graph that builds the
+same expression, so anything written onto it leaks into the others (after ``sd.grad(x * x, x)``
+the user's own ``x + x`` would print as a gradient). Nodes therefore carry only what defines
+them. Which node is the gradient of which is a fact about a *pair* of nodes ("g is dJ/dW1 of
+J"), true whoever else builds them; ``grad.py`` keeps it in a weak side table (gradient node ->
+its losses and labels, as tinygrad's ``all_metadata`` sits beside its interned UOps), and a view
+(``pretty``, ``to_dot``, compiled source, a saved file) shows gradient names and marks only
+when it is given the loss together with its gradients. The "added by build_grad" nodes of such a
+view are derived from its structure: those only the gradients need.
 """
 from __future__ import annotations
 
@@ -33,7 +43,6 @@ SUPPORTED_DTYPES = frozenset(
 
 _intern_lock = threading.Lock()
 _intern_table: "weakref.WeakValueDictionary[tuple, Expr]" = weakref.WeakValueDictionary()
-_grad_context = threading.local()  # .depth > 0 while build_grad adds gradient nodes
 _creation_counter = itertools.count()
 # Jupyter's rich display of a node (kind -> function(Expr) -> str or None). The LaTeX printer
 # and Graphviz live in the tools layer, above this module, so ``symdiff.tools`` fills this in
@@ -50,8 +59,8 @@ class Expr:
     read-only array, else None).
     """
 
-    __slots__ = ("op", "inputs", "shape", "dtype", "name", "value", "role", "label", "seq",
-                 "size", "uniform", "__weakref__")
+    __slots__ = ("op", "inputs", "shape", "dtype", "name", "value", "seq", "size", "uniform",
+                 "__weakref__")
     __hash__ = object.__hash__
     __array_ufunc__ = None  # make `ndarray * Expr` defer to Expr.__rmul__
 
@@ -68,9 +77,6 @@ class Expr:
         # creation order: inputs always exist before their consumers, so sorting by seq is a
         # topological order (nodes are immutable; a consumer can never predate an input)
         self.seq = next(_creation_counter)
-        # "grad" for nodes first built by build_grad; label: e.g. "dJ/dW1" for a gradient result
-        self.role = "grad" if getattr(_grad_context, "depth", 0) else "forward"
-        self.label = None
 
     # -- basic facts -------------------------------------------------------------------------
     @property
@@ -270,16 +276,6 @@ class paused_gc:
     def __exit__(self, *exc):
         if self._was_enabled:
             gc.enable()
-
-
-class grad_context:
-    """While active, newly built nodes are marked ``role == "grad"`` (for printing)."""
-
-    def __enter__(self):
-        _grad_context.depth = getattr(_grad_context, "depth", 0) + 1
-
-    def __exit__(self, *exc):
-        _grad_context.depth -= 1
 
 
 # ---------------------------------------------------------------------------------------------

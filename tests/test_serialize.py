@@ -38,6 +38,7 @@ import symdiff as sd
 from conftest import scaled
 from symdiff.interop import serialize
 from symdiff.training.models import mlp_loss
+from symdiff.grad import gradient_labels, gradient_nodes
 from symdiff.interop.serialize import GraphFileError, dumps, loads
 
 FUZZ_EXAMPLES = scaled(200, 3000, env="SYMDIFF_FUZZ_EXAMPLES")
@@ -120,7 +121,8 @@ def test_mlp_gradient_round_trip_in_process(tmp_path):
     assert isinstance(loaded, list) and len(loaded) == len(outputs)
     for a, b in zip(loaded, outputs):
         assert a is b  # the same interned nodes: structure kept exactly
-    assert [g.label for g in loaded[1:]] == ["dJ/dW1", "dJ/db1", "dJ/dW2", "dJ/db2"]
+    labels = gradient_labels(loaded)
+    assert [labels.get(id(g)) for g in loaded[1:]] == ["dJ/dW1", "dJ/db1", "dJ/dW2", "dJ/db2"]
     single = sd.load(sd.save(model.loss, tmp_path / "loss.json"))
     assert single is model.loss  # one Expr saved, one Expr loaded
 
@@ -129,6 +131,8 @@ def canonical(outputs) -> list:
     """The structure of a graph independent of node creation order (which dumps follows):
     nodes numbered in depth-first post-order from the outputs, inputs in order."""
     outputs = [outputs] if isinstance(outputs, sd.Expr) else list(outputs)
+    labels = gradient_labels(outputs)
+    added = gradient_nodes(outputs, labels)
     number: dict[int, int] = {}
     entries = []
     stack = [(o, False) for o in reversed(outputs)]
@@ -147,7 +151,7 @@ def canonical(outputs) -> list:
             entry = ("const", node.shape, str(node.dtype), node.value.tobytes())
         else:
             entry = ("op", node.op.name, node.op.params, tuple(number[id(i)] for i in node.inputs))
-        entries.append(entry + (node.label, node.role))
+        entries.append(entry + (labels.get(id(node)), id(node) in added))
     return entries + [tuple(number[id(o)] for o in outputs)]
 
 
@@ -180,12 +184,15 @@ def test_mlp_gradient_round_trip_in_a_fresh_interpreter(tmp_path):
         import json, sys
         import numpy as np
         import symdiff as sd
+        from symdiff.grad import gradient_labels, gradient_nodes
         from symdiff.interop.serialize import dumps
         loaded = sd.load({str(path)!r})
+        labels = gradient_labels(loaded)
+        added = gradient_nodes(loaded, labels)
         values = dict(np.load({str(tmp_path / 'values.npz')!r}))
         out = sd.compile(loaded)(**values)
-        json.dump({{"text": dumps(loaded), "labels": [e.label for e in loaded],
-                   "roles": [e.role for e in loaded],
+        json.dump({{"text": dumps(loaded), "labels": [labels.get(id(e)) for e in loaded],
+                   "roles": ["grad" if id(e) in added else "forward" for e in loaded],
                    "values": [np.asarray(o).tolist() for o in out]}}, sys.stdout)
     """)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,

@@ -6,6 +6,11 @@ op application (registered op name, params, indices of earlier nodes); ``outputs
 indices. Loading trusts nothing: every op name must be registered, every input index must point
 to an earlier node (so no cycles), params must fit the op, and shapes are re-inferred by the ops
 themselves. Any defect is a SymdiffError; nothing in the file is ever executed.
+
+A gradient output carries its ``label`` (``dJ/dW1``) and the nodes only gradients need
+``"role": "grad"``, both taken from the saved outputs as a view (see graph.py's design note).
+Loading records the labelled outputs as gradients of the file's other outputs; it writes
+nothing onto nodes, which may be shared with the caller's own graphs.
 """
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ import numpy as np
 
 from ..errors import SymdiffError
 from ..graph import Expr, apply, const, normalize_dtype, normalize_shape, toposort, var
+from ..grad import gradient_labels, gradient_nodes, record_gradient
 from ..ops.base import REGISTRY
 
 FORMAT = "symdiff-graph"
@@ -75,6 +81,8 @@ def dumps(exprs) -> str:
     outputs = [exprs] if single else list(exprs)
     order = toposort(outputs)
     index = {id(n): k for k, n in enumerate(order)}
+    labels = gradient_labels(outputs)
+    added = gradient_nodes(outputs, labels)
     nodes = []
     for node in order:
         if node.is_var:
@@ -88,9 +96,9 @@ def dumps(exprs) -> str:
             entry = {"kind": "op", "op": node.op.name,
                      "params": {k: _to_json(v) for k, v in node.op.params},
                      "inputs": [index[id(i)] for i in node.inputs]}
-        if node.label:
-            entry["label"] = node.label
-        if node.role == "grad":
+        if id(node) in labels:
+            entry["label"] = labels[id(node)]
+        if id(node) in added:
             entry["role"] = "grad"
         nodes.append(entry)
     document = {"format": FORMAT, "version": VERSION, "single": single, "nodes": nodes,
@@ -145,6 +153,7 @@ def loads(text: str):
         raise GraphFileError(f"unsupported graph file version {document.get('version')!r}; "
                              f"this symdiff reads version {VERSION}")
     built: list[Expr] = []
+    labels: dict[int, str] = {}  # position -> label, recorded once the outputs are known
     try:
         for position, entry in enumerate(document["nodes"]):
             if not isinstance(entry, dict):
@@ -153,14 +162,11 @@ def loads(text: str):
                 node = _build(entry, built)
             except SymdiffError as exc:
                 raise GraphFileError(f"node {position}: {exc}") from None
-            if entry.get("role") == "grad" and node.role != "grad":
-                node.role = "grad"
-            label = entry.get("label")
+            label = entry.get("label")  # "role" is derived from the structure, not read
             if label is not None:
                 if not isinstance(label, str) or not _LABEL.match(label):
                     raise GraphFileError(f"node {position}: malformed label {label!r}")
-                if node.label is None:
-                    node.label = label
+                labels[position] = label
             built.append(node)
         outputs = [built[i] for i in document["outputs"]]
     except GraphFileError:
@@ -170,7 +176,18 @@ def loads(text: str):
         raise GraphFileError(f"malformed graph file: {type(exc).__name__}: {exc}") from None
     if not outputs:
         raise GraphFileError("the graph file names no outputs")
+    _record_labels(document["outputs"], built, labels)
     return outputs[0] if document.get("single") and len(outputs) == 1 else outputs
+
+
+def _record_labels(output_positions: list, built: list, labels: dict[int, str]) -> None:
+    """A file's labels say which of its outputs are gradients of its other outputs (the
+    losses): record those pairs, as grad would have; nothing is written onto the nodes, which
+    may be shared with the caller's own graphs."""
+    losses = [built[i] for i in output_positions if i not in labels]
+    for position, label in labels.items():
+        for loss in losses:
+            record_gradient(loss, built[position], label)
 
 
 def save(exprs, path) -> Path:

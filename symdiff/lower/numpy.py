@@ -77,11 +77,11 @@ _DTYPE_NAMES = {np.dtype(d): str(np.dtype(d)) for d in ("float64", "float32", "i
 _NOT_IN_COMMENTS = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")
 
 
-def _describe(node: Expr, text: str) -> str:
+def _describe(node: Expr, text: str, label: str | None) -> str:
     """The comment after a statement: what the node computes, shape and dtype, and for a
     gradient result which derivative it is (``dJ/dW1 = ...``). Control and line-break
     characters are blanked, so nothing in a comment can end it and become code."""
-    head = f"{node.label} = {text}" if node.label else text
+    head = f"{label} = {text}" if label else text
     return _NOT_IN_COMMENTS.sub(" ", f"{head}  {node.shape} "
                                      f"{_DTYPE_NAMES.get(node.dtype, node.dtype)}")
 
@@ -203,10 +203,13 @@ def standard_form(node: Expr, text: str, args: Sequence[str]) -> str:
 
 
 def generate(outputs: Sequence[Expr], inputs: Sequence[Expr], name: str = "symdiff_fn",
-             layout: str = "tuple", check_finite: bool = False, array_api: bool = False):
+             layout: str = "tuple", check_finite: bool = False, array_api: bool = False,
+             labels: dict[int, str] | None = None):
     """Source text and constants of a function computing ``outputs`` from ``inputs``; it
     returns them as ``layout`` says (see :func:`return_text`). With
-    ``check_finite`` every float input and statement result is checked for nan/inf."""
+    ``check_finite`` every float input and statement result is checked for nan/inf.
+    ``labels`` (id(node) -> ``dJ/dW1``) name the gradients in comments and errors."""
+    labels = labels or {}
     order = toposort(outputs)
     ctx = _Context()
     names: dict[int, str] = {}
@@ -270,11 +273,12 @@ def generate(outputs: Sequence[Expr], inputs: Sequence[Expr], name: str = "symdi
                 body.append(f"    check_finite(in_{k}, {len(checked)})")
                 checked.append(f"input {v.name!r}")
     for index, (node, text) in enumerate(statements):
-        body.append(f"    {text:<36}  # {_describe(node, readable.get(id(node), ''))}")
+        label = labels.get(id(node))
+        body.append(f"    {text:<36}  # {_describe(node, readable.get(id(node), ''), label)}")
         if check_finite and node.dtype.kind == "f":
             body.append(f"    check_finite({names[id(node)]}, {len(checked)})")
             what = f"'{node.op.name}' node {infix_short(node, 70)}"
-            checked.append(f"{what} ({node.label})" if node.label else what)
+            checked.append(f"{what} ({label})" if label else what)
         if index in dead_after:
             body.append(f"    del {', '.join(sorted(dead_after[index]))}")
     if check_finite:
@@ -331,6 +335,10 @@ class CompiledFunction:
         if optimize == "always" or (optimize and len(toposort(self.outputs)) <= REWRITE_LIMIT):
             from ..rewrite import optimize as run_rewrites
             self.graph = run_rewrites(self.outputs)
+        from ..grad import gradient_labels
+        given = gradient_labels(self.outputs)  # by output position: rewrites may replace them
+        self._labels = {id(new): given[id(old)] for old, new in zip(self.outputs, self.graph)
+                        if id(old) in given}
         self._index = {v.name: k for k, v in enumerate(self.inputs)}
         self._layout = layout or ("single" if single else "tuple")
         self._check_finite = check_finite
@@ -343,7 +351,8 @@ class CompiledFunction:
             self._source, self._constants = generate(self.graph, self.inputs, "symdiff_fn",
                                                      layout=self._layout,
                                                      check_finite=check_finite,
-                                                     array_api=backend == "array_api")
+                                                     array_api=backend == "array_api",
+                                                     labels=self._labels)
             filename = f"<symdiff-{next(_counter)}>"
             self._code = builtins.compile(self._source, filename, "exec")
             linecache.cache[filename] = (len(self._source), None,
@@ -391,7 +400,8 @@ class CompiledFunction:
         if self._source is None:
             self._source = generate(self.graph, self.inputs, "symdiff_fn",
                                     layout=self._layout,
-                                    array_api=self.backend == "array_api")[0]
+                                    array_api=self.backend == "array_api",
+                                    labels=self._labels)[0]
         return self._source
 
     def _function_for(self, xp):

@@ -49,8 +49,6 @@ def apply_rules(outputs: Sequence[Expr], rules: Sequence[Rule]) -> list[Expr]:
                     break
             else:
                 break
-        if node.label and current.label is None:
-            current.label = node.label
         new[id(node)] = current
     return [new[id(o)] for o in outputs]
 

@@ -33,8 +33,5 @@ def fold_constants(outputs: list[Expr]) -> list[Expr]:
             continue
         args = tuple(new.get(id(i), i) for i in node.inputs)
         if any(a is not b for a, b in zip(args, node.inputs)):
-            rebuilt = apply(node.op, args)
-            if node.label and rebuilt.label is None:
-                rebuilt.label = node.label
-            new[id(node)] = rebuilt
+            new[id(node)] = apply(node.op, args)
     return [new.get(id(o), o) for o in outputs]

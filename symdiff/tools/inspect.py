@@ -5,9 +5,10 @@ recursion.
 Infix text expands shared nodes, which can blow up exponentially on a DAG, so ``infix`` stops at
 a bounded tree size and says so, and ``bounded_infix`` truncates every node's text to a width in
 one linear pass (used for comments in generated code). ``pretty`` lists each node once and scales
-to any size. Nodes that build_grad added carry ``role == "grad"`` and gradient results a
-``label`` such as ``dJ/dW1``: ``pretty`` names those ``g_W1`` and ``to_dot`` draws the gradient
-beside the forward graph in another colour, as in Goodfellow's Fig. 6.10.
+to any size. When a view is given a loss together with its gradients (grad.py's record of
+which node is the gradient of which, never a mark on the shared nodes), ``pretty`` names the
+gradients ``g_W1`` with ``dJ/dW1`` and marks the nodes only they need ``[grad]``, and ``to_dot``
+draws those beside the forward graph in another colour, as in Goodfellow's Fig. 6.10.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import numpy as np
 
 from ..errors import fmt_shape
 from ..graph import Expr, toposort
+from ..grad import gradient_labels, gradient_nodes
 from ..ops.base import PREC_ATOM, PREC_MUL, PREC_POW, PREC_UNARY
 
 INFIX_TREE_LIMIT = 3000  # expanded tree size beyond which str() summarizes
@@ -114,9 +116,10 @@ def short_repr(expr: Expr) -> str:
 # ---------------------------------------------------------------------------------------------
 # pretty: one line per node
 # ---------------------------------------------------------------------------------------------
-def node_names(order) -> dict[int, str]:
-    """SSA names: variables by name, gradient results ``g_<var>``, constants c0.., others
-    t0.. (a name is never reused)."""
+def node_names(order, labels: dict[int, str] | None = None) -> dict[int, str]:
+    """SSA names: variables by name, gradient results ``g_<var>`` (``labels``: id(node) ->
+    ``dJ/d<var>``), constants c0.., others t0.. (a name is never reused)."""
+    labels = labels or {}
     names: dict[int, str] = {}
     taken = {n.name for n in order if n.is_var}
     counters = {"c": 0, "t": 0}
@@ -124,7 +127,7 @@ def node_names(order) -> dict[int, str]:
         if node.is_var:
             names[id(node)] = node.name
             continue
-        label = node.label or ""
+        label = labels.get(id(node), "")
         wanted = "g_" + label[4:] if label.startswith("dJ/d") and label[4:].isidentifier() else ""
         if wanted and wanted not in taken:
             names[id(node)] = wanted
@@ -140,7 +143,8 @@ def node_names(order) -> dict[int, str]:
 
 def pretty(*exprs: Expr) -> str:
     """One line per node in topological order: SSA name, op and inputs, shape and dtype;
-    gradient nodes marked ``[grad]``, gradient results named ``g_W`` with ``# dJ/dW``.
+    when the loss is listed with its gradients, gradient nodes are marked ``[grad]`` and the
+    gradients named ``g_W`` with ``# dJ/dW``.
 
     >>> import symdiff as sd
     >>> x = sd.var("x"); print(sd.pretty(sd.sin(x)))
@@ -149,7 +153,9 @@ def pretty(*exprs: Expr) -> str:
     return t0
     """
     order = toposort(exprs)
-    names = node_names(order)
+    labels = gradient_labels(exprs)
+    added = gradient_nodes(exprs, labels)
+    names = node_names(order, labels)
     lines = []
     for node in order:
         if node.is_var:
@@ -160,9 +166,9 @@ def pretty(*exprs: Expr) -> str:
             args = ", ".join(names[id(i)] for i in node.inputs)
             extra = node.op.params_text()
             rhs = f"{node.op.name}({args}{', ' + extra if extra else ''})"
-        note = "  [grad]" if node.role == "grad" else ""
-        if node.label:
-            note += f" {node.label}"
+        note = "  [grad]" if id(node) in added else ""
+        if id(node) in labels:
+            note += f" {labels[id(node)]}"
         lines.append(f"{names[id(node)]:>6} = {rhs:<38} # {fmt_shape(node.shape)} "
                      f"{node.dtype}{note}")
     lines.append("return " + ", ".join(names[id(e)] for e in exprs))
@@ -187,9 +193,11 @@ def to_dot(*exprs: Expr) -> str:
     """Graphviz DOT source in the style of Goodfellow's Fig. 6.10: the forward graph in one
     cluster, the nodes build_grad added in another colour beside it; inputs as ellipses
     (grouped per layer when names end in a layer number, e.g. W1, b1), constants as plain text,
-    outputs with a double border."""
+    outputs with a double border. Gradients are told apart when listed with their loss."""
     order = toposort(exprs)
-    names = node_names(order)
+    labels = gradient_labels(exprs)
+    added = gradient_nodes(exprs, labels)
+    names = node_names(order, labels)
     outputs = {id(e) for e in exprs}
     groups: dict[str, list[str]] = {"forward": [], "grad": []}
     layers: dict[str, list[str]] = {}
@@ -208,13 +216,13 @@ def to_dot(*exprs: Expr) -> str:
         else:
             extra = node.op.params_text()
             label = node.op.name + (f"\\n{extra}" if extra else "")
-            if node.role == "grad":
+            if id(node) in added:
                 style = 'shape=box, style="rounded,filled", fillcolor="#fde2c8", color="#d9822b"'
             else:
                 style = 'shape=box, style="rounded,filled", fillcolor="#eeeeee"'
-            groups["grad" if node.role == "grad" else "forward"].append(name)
-        if node.label:
-            label += f"\\n{node.label}"
+            groups["grad" if id(node) in added else "forward"].append(name)
+        if id(node) in labels:
+            label += f"\\n{labels[id(node)]}"
         if node.shape:
             label += f"\\n{fmt_shape(node.shape)}"
         if id(node) in outputs:
@@ -230,7 +238,7 @@ def to_dot(*exprs: Expr) -> str:
                      f'color="#4a7ab5"; style=dotted; {"; ".join(members)}; }}')
     for node in order:
         for inp in node.inputs:
-            edge = ' [color="#d9822b"]' if node.role == "grad" else ""
+            edge = ' [color="#d9822b"]' if id(node) in added else ""
             lines.append(f"  {names[id(inp)]} -> {names[id(node)]}{edge};")
     lines.append("}")
     return "\n".join(lines)
