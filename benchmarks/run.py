@@ -1,6 +1,6 @@
 """symdiff benchmark (issue 4): W1..W7 against hand-written NumPy and the peers, side by side.
 
-    python -m tests.benchmarks.run [--quick] [--only W1,W3] [--json out.json]
+    python -m benchmarks.run [--quick] [--only W1,W3] [--json out.json]
                                    [--peers jax,torch,autograd,pytensor,casadi|none]
                                    [--repeats N] [--blas-threads N]
 
@@ -271,7 +271,7 @@ def format_targets(targets: list[dict]) -> str:
 
 # ---------------------------------------------------------------------------------------------
 def parse_args(argv):
-    p = argparse.ArgumentParser(prog="python -m tests.benchmarks.run", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="small sizes, few repeats (smoke run)")
     p.add_argument("--only", default=None, help="comma-separated workloads, e.g. W1,W3")

@@ -7,7 +7,7 @@
 - With the peers that are installed (PyTensor left out: its numba compile alone can take a
   minute on a cold cache), every peer's result agrees with the reference too.
 
-The harness runs in child processes, as ``python -m tests.benchmarks.run`` would, so JAX's and
+The harness runs in child processes, as ``python -m benchmarks.run`` would, so JAX's and
 PyTorch's global settings and threads never leak into the rest of the test session.
 """
 from __future__ import annotations
@@ -22,9 +22,9 @@ import sys
 import numpy as np
 import pytest
 
-from . import handwritten as hw
+from benchmarks import handwritten as hw
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PEERS = ("jax", "torch", "autograd", "pytensor", "casadi")
 WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7")
 
@@ -57,7 +57,7 @@ def _assert_fd(f, x, g, tol=1e-6):
 
 
 def test_mlp_reference_gradient_and_hvp():
-    from .w1_mlp import make_data
+    from benchmarks.w1_mlp import make_data
     X, Y, W1, b1, W2, b2, V = make_data({"n": 16, "d": 5, "hidden": 7, "classes": 3}, seed=3)
     value, grads = hw.mlp_value_and_grad(X, Y, W1, b1, W2, b2)
     assert value == pytest.approx(hw.mlp_forward(X, Y, W1, b1, W2, b2), rel=1e-12)
@@ -72,7 +72,7 @@ def test_mlp_reference_gradient_and_hvp():
 
 
 def test_deep_reference_gradient():
-    from .w2_deep import make_data
+    from benchmarks.w2_deep import make_data
     X, T, Ws, bs = make_data(seed=4)
     value, grads = hw.deep_value_and_grad(X, T, Ws, bs)
 
@@ -106,7 +106,7 @@ def test_scalar_references():
 
 
 def test_bigdag_reference_gradient():
-    from .w4_bigdag import inputs_values, make_dag, reference
+    from benchmarks.w4_bigdag import inputs_values, make_dag, reference
     dag = make_dag(300, seed=2)
     xs = inputs_values(2)
     value, grad = reference(dag, xs)
@@ -128,7 +128,7 @@ import sys
 sys.path.insert(0, sys.argv[1])
 for name in sys.argv[3].split(","):
     sys.modules[name] = None          # "import name" now raises ImportError: as if not installed
-from tests.benchmarks.run import main, symdiff_ok
+from benchmarks.run import main, symdiff_ok
 res = main(["--quick", "--json", sys.argv[2]])
 sys.exit(0 if symdiff_ok(res) else 1)
 """
@@ -191,7 +191,7 @@ def test_quick_run_with_installed_peers(tmp_path):
     if not peers:
         pytest.skip("no peer installed (pip install -e '.[bench]')")
     out = tmp_path / "quick_peers.json"
-    proc = _run(["-m", "tests.benchmarks.run", "--quick", "--json", str(out),
+    proc = _run(["-m", "benchmarks.run", "--quick", "--json", str(out),
                  "--peers", ",".join(peers)], tmp_path)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output

@@ -186,8 +186,8 @@ def _pytensor(dag, xv):
 _CHILD = r"""
 import json, sys
 sys.path.insert(0, sys.argv[1])
-from tests.benchmarks import w4_bigdag as w
-from tests.benchmarks.common import peer
+from benchmarks import w4_bigdag as w
+from benchmarks.common import peer
 pname, n, seed = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 peer(pname)
 dag = w.make_dag(n, seed)
