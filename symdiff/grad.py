@@ -148,11 +148,14 @@ _GRADIENT_OF: dict[int, tuple] = {}
 _gradient_lock = threading.Lock()
 
 
-def _forget(ref) -> None:
-    """Weak-reference callback: the gradient node is gone (no lock: it may run inside GC)."""
-    for key, (held, _) in list(_GRADIENT_OF.items()):
-        if held is ref:
+def _forgetter(key: int):
+    """The weak-reference callback dropping the record under ``key`` once its gradient node is
+    gone (no lock: it may run inside GC; a dict pop is atomic)."""
+    def forget(ref) -> None:
+        held = _GRADIENT_OF.get(key)
+        if held is not None and held[0] is ref:
             _GRADIENT_OF.pop(key, None)
+    return forget
 
 
 def record_gradient(loss: Expr, g: Expr, label: str) -> None:
@@ -162,7 +165,7 @@ def record_gradient(loss: Expr, g: Expr, label: str) -> None:
     with _gradient_lock:
         held = _GRADIENT_OF.get(id(g))
         if held is None or held[0]() is not g:
-            held = (weakref.ref(g, _forget), [])
+            held = (weakref.ref(g, _forgetter(id(g))), [])
         entries = [(ref, text) for ref, text in held[1]
                    if ref() is not None and ref() is not loss]
         entries.append((weakref.ref(loss), label))

@@ -307,7 +307,7 @@ class Junk:
         sum(range(50))  # Python code run by the GC while ast.parse builds its objects
 errors = []
 def work():
-    for _ in range(40):
+    for _ in range(int(sys.argv[1])):  # rounds: bounded by default, 40 in a long run
         for _ in range(50):
             Junk()
         try:
@@ -327,7 +327,8 @@ print(len(errors), errors[:3])
 
 def test_parse_from_threads_never_raises_system_error():
     import subprocess
-    result = subprocess.run([sys.executable, "-c", SYSTEM_ERROR_SCRIPT], capture_output=True,
-                            text=True, timeout=300)
+    rounds = str(scaled(15, 40))
+    result = subprocess.run([sys.executable, "-c", SYSTEM_ERROR_SCRIPT, rounds],
+                            capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.startswith("0 "), result.stdout
