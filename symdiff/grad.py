@@ -266,7 +266,13 @@ def grad(y: Expr, wrt, disconnected: str = "zero"):
 
 
 def vjp(y: Expr, x, u):
-    """Reverse-mode product ``u^T J``: ``u`` has ``y``'s shape; the result has ``x``'s shape."""
+    """Reverse-mode product ``u^T J``: ``u`` has ``y``'s shape; the result has ``x``'s shape.
+
+    >>> import numpy as np, symdiff as sd
+    >>> x = sd.var("x", (2,))
+    >>> print(sd.compile(sd.vjp(x * x, x, np.array([1.0, 10.0])))(x=np.array([3.0, 4.0])))
+    [ 6. 80.]
+    """
     y = as_expr(y)
     u = as_expr(u, like=y)
     if u.shape != y.shape:
@@ -278,7 +284,14 @@ def vjp(y: Expr, x, u):
 
 
 def jacobian(y: Expr, x: Expr) -> Expr:
-    """The Jacobian, shape ``y.shape + x.shape``: one vjp per output entry (row), stacked."""
+    """The Jacobian, shape ``y.shape + x.shape``: one vjp per output entry (row), stacked.
+
+    >>> import numpy as np, symdiff as sd
+    >>> x = sd.var("x", (2,))
+    >>> print(sd.compile(sd.jacobian(x * x, x))(x=np.array([3.0, 4.0])))
+    [[6. 0.]
+     [0. 8.]]
+    """
     y = as_expr(y)
     if y.shape == ():
         return grad(y, x)
@@ -290,13 +303,27 @@ def jacobian(y: Expr, x: Expr) -> Expr:
 
 
 def hessian(y: Expr, x: Expr) -> Expr:
-    """The Hessian of scalar ``y``, shape ``x.shape + x.shape`` (the Jacobian of the gradient)."""
+    """The Hessian of scalar ``y``, shape ``x.shape + x.shape`` (the Jacobian of the gradient).
+
+    >>> import numpy as np, symdiff as sd
+    >>> w = sd.var("w", (2,))
+    >>> print(sd.compile(sd.hessian(sd.sum(w ** 3), w))(w=np.array([1.0, 2.0])))
+    [[ 6.  0.]
+     [ 0. 12.]]
+    """
     return jacobian(grad(y, x), x)
 
 
 def hvp(y: Expr, x: Expr, v) -> Expr:
     """Hessian-vector product ``H v`` by reverse-over-reverse, ``grad(<grad(y, x), v>, x)``,
-    never forming H (Goodfellow 6.5.10). ``v`` has ``x``'s shape."""
+    never forming H (Goodfellow 6.5.10). ``v`` has ``x``'s shape.
+
+    >>> import numpy as np, symdiff as sd
+    >>> w = sd.var("w", (2,))
+    >>> Hv = sd.hvp(sd.sum(w ** 3), w, np.array([1.0, 1.0]))
+    >>> print(sd.compile(Hv)(w=np.array([1.0, 2.0])))
+    [ 6. 12.]
+    """
     v = as_expr(v, like=x)
     if v.shape != x.shape:
         raise ShapeError(f"hvp: v has shape {fmt_shape(v.shape)} but x has shape "
@@ -320,7 +347,13 @@ def jvp(y: Expr, x: Expr, v) -> Expr:
     the graph in topological order by each op's ``jvp`` rule, or, for an op without one, by
     :func:`transpose_bprop` of its bprop. An op without a gradient gives an
     undefined tangent, an error only if a consumer actually uses it (a mask feeding where's
-    condition, or anything under stop_gradient, is fine)."""
+    condition, or anything under stop_gradient, is fine).
+
+    >>> import numpy as np, symdiff as sd
+    >>> x = sd.var("x", (2,))
+    >>> print(sd.compile(sd.jvp(sd.sin(x), x, np.array([1.0, 0.0])))(x=np.zeros(2)))
+    [1. 0.]
+    """
     y = as_expr(y)
     v = as_expr(v, like=x)
     if v.shape != x.shape:

@@ -338,7 +338,13 @@ def lookup_variables(items, by_name: dict, who: str) -> list[Expr]:
 
 
 def free_vars(expr) -> list[Expr]:
-    """The variables ``expr`` (one Expr or several) depends on, sorted by name."""
+    """The variables ``expr`` (one Expr or several) depends on, sorted by name.
+
+    >>> import symdiff as sd
+    >>> a, b = sd.var("a"), sd.var("b")
+    >>> [v.name for v in sd.free_vars(b * sd.exp(a))]
+    ['a', 'b']
+    """
     exprs = [expr] if isinstance(expr, Expr) else list(expr)
     return variables_of(toposort(exprs))
 
@@ -357,6 +363,11 @@ def substitute(outputs: Sequence[Expr], mapping: dict) -> list[Expr]:
 
     Iterative over the topological order; shapes and dtypes are re-inferred, so substituting a
     float64 variable for a float32 one re-types the graph.
+
+    >>> import symdiff as sd
+    >>> a, b = sd.var("a"), sd.var("b")
+    >>> str(substitute([sd.sin(a)], {a: b * 2})[0])
+    'sin(b * 2.0)'
     """
     new: dict[int, Expr] = {id(k): v for k, v in mapping.items()}
     for node in toposort(outputs):

@@ -191,14 +191,28 @@ def _record_labels(output_positions: list, built: list, labels: dict[int, str]) 
 
 
 def save(exprs, path) -> Path:
-    """Write ``exprs`` (one Expr or a list) to ``path`` as JSON; returns the path."""
+    """Write ``exprs`` (one Expr or a list) to ``path`` as JSON; returns the path.
+
+    >>> import os, tempfile, symdiff as sd
+    >>> x = sd.var("x")
+    >>> path = sd.save([sd.sin(x), sd.cos(x)], os.path.join(tempfile.mkdtemp(), "g.json"))
+    >>> path.name
+    'g.json'
+    """
     path = Path(path)
     path.write_text(dumps(exprs), encoding="utf-8")
     return path
 
 
 def load(path):
-    """Read graph(s) written by :func:`save` (one Expr or a list, as saved)."""
+    """Read graph(s) written by :func:`save` (one Expr or a list, as saved).
+
+    >>> import os, tempfile, symdiff as sd
+    >>> x = sd.var("x")
+    >>> path = sd.save(sd.sin(x), os.path.join(tempfile.mkdtemp(), "g.json"))
+    >>> sd.load(path) is sd.sin(x)  # nodes are interned: the very same node
+    True
+    """
     path = Path(path)
     if path.stat().st_size > MAX_FILE_BYTES:
         raise GraphFileError(f"{path} is larger than {MAX_FILE_BYTES} bytes")

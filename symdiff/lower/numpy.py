@@ -576,5 +576,12 @@ class GradFunction(CompiledFunction):
 def compile_grad(loss: Expr, wrt, inputs=None, optimize: bool = True,
                  check_finite: bool = False, backend: str = "numpy") -> GradFunction:
     """Compile ``loss`` and its gradients w.r.t. ``wrt``: the callable returns
-    ``(value, grads)``, ``grads`` a tuple in ``wrt`` order (options as :func:`compile`)."""
+    ``(value, grads)``, ``grads`` a tuple in ``wrt`` order (options as :func:`compile`).
+
+    >>> import symdiff as sd
+    >>> a, b = sd.var("a"), sd.var("b")
+    >>> value, (ga, gb) = sd.compile_grad(a * a * b, [a, b])(a=3.0, b=2.0)
+    >>> float(value), float(ga), float(gb)
+    (18.0, 12.0, 9.0)
+    """
     return GradFunction(loss, wrt, inputs, optimize, check_finite, backend)

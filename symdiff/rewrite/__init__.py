@@ -58,6 +58,11 @@ def optimize(outputs, fold: bool = True):
     simplification rules (rules fold the constants they combine themselves).
 
     Accepts one Expr or a list and returns the same form.
+
+    >>> import symdiff as sd
+    >>> a = sd.var("a")
+    >>> str(sd.optimize(a * 1.0 + 0.0)), str(sd.optimize(sd.log(sd.sigmoid(a))))
+    ('a', '-softplus(-a)')
     """
     single = isinstance(outputs, Expr)
     result = [outputs] if single else list(outputs)

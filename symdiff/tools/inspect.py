@@ -148,9 +148,14 @@ def pretty(*exprs: Expr) -> str:
 
     >>> import symdiff as sd
     >>> x = sd.var("x"); print(sd.pretty(sd.sin(x)))
-         x = var                                      # () float64
-        t0 = sin(x)                                   # () float64
+         x = var                                    # () float64
+        t0 = sin(x)                                 # () float64
     return t0
+    >>> y = x * x; print(sd.pretty(y, sd.grad(y, x)))
+         x = var                                    # () float64
+        t0 = multiply(x, x)                         # () float64
+       g_x = add(x, x)                              # () float64  [grad] dJ/dx
+    return t0, g_x
     """
     order = toposort(exprs)
     labels = gradient_labels(exprs)
@@ -193,7 +198,14 @@ def to_dot(*exprs: Expr) -> str:
     """Graphviz DOT source in the style of Goodfellow's Fig. 6.10: the forward graph in one
     cluster, the nodes build_grad added in another colour beside it; inputs as ellipses
     (grouped per layer when names end in a layer number, e.g. W1, b1), constants as plain text,
-    outputs with a double border. Gradients are told apart when listed with their loss."""
+    outputs with a double border. Gradients are told apart when listed with their loss.
+
+    >>> import symdiff as sd
+    >>> x = sd.var("x")
+    >>> dot = sd.to_dot(x * x, sd.grad(x * x, x))
+    >>> dot.splitlines()[0], "cluster_grad" in dot, "dJ/dx" in dot
+    ('digraph symdiff {', True, True)
+    """
     order = toposort(exprs)
     labels = gradient_labels(exprs)
     added = gradient_nodes(exprs, labels)

@@ -217,6 +217,14 @@ def fit(loss: Expr, params: Mapping[str, np.ndarray], data: Mapping[str, np.ndar
     Compiles ``compile_grad(loss, [params' variables])`` once per distinct batch shape (one or
     two). Raises :class:`TrainingError` naming the epoch and batch as soon as the loss or a
     gradient is not finite (nan or inf); the update of that batch is not applied.
+
+    >>> import numpy as np, symdiff as sd
+    >>> w, X, Y = sd.var("w"), sd.var("X", (4,)), sd.var("Y", (4,))
+    >>> data = {"X": np.arange(4.0), "Y": 3 * np.arange(4.0)}
+    >>> history = sd.fit(sd.mean((X * w - Y) ** 2), {"w": np.array(0.0)}, data,
+    ...                  sd.optim.SGD(0.1), epochs=30)
+    >>> round(float(history.params["w"]), 6)
+    3.0
     """
     if not isinstance(loss, Expr):
         raise SymdiffError(f"fit: loss must be a symdiff expression, got {type(loss).__name__}")
