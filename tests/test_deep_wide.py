@@ -6,8 +6,8 @@ Default (bounded) mode: a 20,000-node chain (twenty times the recursion limit, p
 threshold), a 5,000-consumer fan-out, and the memory measurement (tracemalloc peak of building
 and differentiating chains of 3k, 6k and 12k nodes). ``SYMDIFF_LONG=1``: the 100,000-node
 chain, whose gradient is also printed, a fan-out of 100,000 consumers, and the memory
-measurement on chains of 10k, 20k and 40k nodes, also covering compile and evaluation. The measured numbers are added to the robustness
-tally (printed at the end of the session).
+measurement on chains of 10k, 20k and 40k nodes, also covering compile and evaluation. The
+measured numbers are added to the robustness tally (printed at the end of the session).
 """
 from __future__ import annotations
 
