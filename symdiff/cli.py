@@ -25,7 +25,7 @@ def demo(args) -> int:
     """Run the demonstration; returns the exit status (0 when every check holds)."""
     from . import check_grad, compile_grad, grad, pretty
     from .training.models import XOR_SOLUTION, XOR_X, XOR_Y, mlp_loss, train_xor, xor_network
-    from .lower.numpy import compile as compile_fn
+    from .compiler import compile as compile_fn
 
     rng = np.random.default_rng(0)
     n, d, hidden, classes = 32, 6, 16, 3
