@@ -251,9 +251,9 @@ class Power(Binary):
     limit for b > 0, as JAX does); for a < 0 it is nan."""
 
     name, symbol, precedence = "power", "**", PREC_POW
-    # math.pow raises where a float power is complex or infinite (the caller falls back to
-    # NumPy, which gives nan or inf); Python's ** would return a complex number
-    scalar = staticmethod(math.pow)
+    # raises where a float power is complex or infinite (the caller falls back to NumPy,
+    # which gives nan or inf); Python's ** would return a complex number
+    scalar = staticmethod(kernels.scalar_power)
 
     def result_dtype(self, a, b):
         dtype = np.result_type(a.dtype, b.dtype)

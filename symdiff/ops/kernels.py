@@ -147,6 +147,15 @@ def scalar_relu(x):
     return scalar_maximum(x, 0.0)
 
 
+def scalar_power(a, b):
+    """a ** b on floats as NumPy computes it: a negative base (-inf included) to a non-integer
+    power has no real value, so it raises and NumPy gives its nan; math.pow follows C's pow
+    otherwise (overflow and 0 to a negative power raise too)."""
+    if a < 0 and not float(b).is_integer():
+        raise ValueError("power: negative base, non-integer exponent")
+    return math.pow(a, b)
+
+
 def scalar_square(x):
     return x * x
 
