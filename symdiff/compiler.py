@@ -109,7 +109,8 @@ class CompiledFunction:
                                                      array_api=backend == "array_api")
             self._code = _register_source(self, self._source)
         self._by_namespace: dict[int, tuple] = {}  # array_api: id(xp) -> (xp, function)
-        self._fn = self._function_for(NUMPY if xp is None else xp)
+        # array_api: one function per library, built at the first call with its arrays
+        self._fn = self._function_for(NUMPY if xp is None else xp) if backend == "numpy" else None
         self._n_inputs = len(self.inputs)
         scalar = (xp is None and backend == "numpy" and not self.uses_tape
                   and not check_finite)

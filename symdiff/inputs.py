@@ -14,16 +14,17 @@ from .graph import Expr
 MISSING = object()  # an input not given
 
 
-def numeric_array(value, culprit: str, expected: str) -> np.ndarray:
-    """``value`` as a NumPy array of a numeric (bool, int or float) dtype, or InputError
-    naming ``culprit`` and what was ``expected``."""
+def numeric_array(value, culprit: str, expected: str, error: type = InputError) -> np.ndarray:
+    """``value`` as a NumPy array of a numeric (bool, int or float) dtype, or ``error`` (an
+    InputError unless the caller has its own subclass of SymdiffError) naming ``culprit`` and
+    what was ``expected``."""
     try:
         arr = np.asarray(value)
     except Exception as exc:  # any conversion failure is the user's input
-        raise InputError(f"{culprit}: cannot convert {type(value).__name__} to an array "
+        raise error(f"{culprit}: cannot convert {type(value).__name__} to an array "
                          f"({exc}); expected {expected}") from None
     if arr.dtype.kind not in "biuf":
-        raise InputError(f"{culprit}: expected {expected}, got dtype {arr.dtype} "
+        raise error(f"{culprit}: expected {expected}, got dtype {arr.dtype} "
                          f"({type(value).__name__})")
     return arr
 

@@ -155,3 +155,30 @@ def test_backend_differential_random_scalar_graphs():
             a, b = (float(v) for v in rng.choice(points, 2))
             with np.errstate(all="ignore"):
                 _same(f(a, b), f(x=a, y=b))
+
+
+# -- the tape runs the same forms as the straight-line code -----------------------------------
+@pytest.mark.parametrize("backend", ["numpy", "array_api"])
+def test_tape_agrees_with_straight_line_code(backend, monkeypatch):
+    if backend == "array_api":
+        pytest.importorskip("array_api_compat")
+        xs = pytest.importorskip("array_api_strict")
+    from symdiff.training.models import mlp_loss
+    model = mlp_loss(6, 4, 5, 3)
+    rng = np.random.default_rng(1)
+    values = [rng.normal(size=v.shape) for v in model.params + model.data]
+    idx = sd.var("i", (4,))
+    extra = sd.sum(sd.take(idx, np.array([0, 2, 2]))) + sd.sum(idx[1:3]) + sd.norm(idx)
+    loss = model.loss + sd.sum(sd.concatenate([idx, idx * 2.0])) + extra
+    inputs = model.params + model.data + [idx]
+    values.append(rng.normal(size=4))
+    if backend == "array_api":
+        values = [xs.asarray(v) for v in values]
+    want = sd.compile_grad(loss, model.params + [idx], inputs=inputs, backend=backend)(*values)
+    monkeypatch.setattr("symdiff.compiler.TAPE_THRESHOLD", 0)
+    f = sd.compile_grad(loss, model.params + [idx], inputs=inputs, backend=backend)
+    assert f.uses_tape
+    got = f(*values)
+    np.testing.assert_allclose(np.asarray(got[0]), np.asarray(want[0]), rtol=1e-12)
+    for g, w in zip(got[1], want[1]):
+        np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-12, atol=1e-14)

@@ -58,11 +58,13 @@ class Unary(Op):
         return type(self).rule(inputs[0], out, tangents[0])
 
 
-def unary(name: str, lowering, scalar, rule, doc: str, keep_dtype=False, differentiable=True,
-          symbol=None):
-    """Make and register the op class of one unary row (``Exp`` for ``exp``...)."""
+def unary(name: str, scalar, rule, doc: str, keep_dtype=False, differentiable=True,
+          symbol=None, lowering=None):
+    """Make and register the op class of one unary row (``Exp`` for ``exp``...). The lowering
+    is the namespace function of the op's own name unless the row gives a form builder."""
+    lowering = name if lowering is None else staticmethod(lowering)
     attrs = dict(name=name, keep_dtype=keep_dtype, differentiable=differentiable, __doc__=doc,
-                 lowering=lowering if isinstance(lowering, str) else staticmethod(lowering),
+                 lowering=lowering,
                  scalar=staticmethod(scalar) if scalar else None,
                  rule=staticmethod(rule) if rule else None)
     if symbol:
@@ -75,42 +77,42 @@ def _sign_const(x):
     return stop_gradient(Sign()(x))
 
 
-# name, lowering (xp function or form), math-module form, g * f'(x) as a graph, doc
-Exp = unary("exp", "exp", math.exp, lambda x, out, g: g * out, "e^x; derivative e^x (reuses out)")
-Log = unary("log", "log", math.log, lambda x, out, g: g / x, "natural log; derivative 1/x")
-Log1p = unary("log1p", "log1p", math.log1p, lambda x, out, g: g / (1 + x),
+# name (also the xp function it lowers to), math-module form, g * f'(x) as a graph, doc
+Exp = unary("exp", math.exp, lambda x, out, g: g * out, "e^x; derivative e^x (reuses out)")
+Log = unary("log", math.log, lambda x, out, g: g / x, "natural log; derivative 1/x")
+Log1p = unary("log1p", math.log1p, lambda x, out, g: g / (1 + x),
               "log(1 + x), accurate near 0; derivative 1/(1 + x)")
-Expm1 = unary("expm1", "expm1", math.expm1, lambda x, out, g: g * (out + 1),
+Expm1 = unary("expm1", math.expm1, lambda x, out, g: g * (out + 1),
               "e^x - 1, accurate near 0; derivative e^x = out + 1")
-Sqrt = unary("sqrt", "sqrt", math.sqrt, lambda x, out, g: g / (2 * out),
+Sqrt = unary("sqrt", math.sqrt, lambda x, out, g: g / (2 * out),
              "square root; derivative 1/(2 sqrt x) (reuses out)")
-Square = unary("square", "square", kernels.scalar_square, lambda x, out, g: g * (2 * x), "x^2; derivative 2x",
+Square = unary("square", kernels.scalar_square, lambda x, out, g: g * (2 * x), "x^2; derivative 2x",
                keep_dtype=True)
-Abs = unary("abs", "abs", abs, lambda x, out, g: g * _sign_const(x),
+Abs = unary("abs", abs, lambda x, out, g: g * _sign_const(x),
             "|x|; derivative sign(x), 0 at x = 0", keep_dtype=True)
-Sin = unary("sin", "sin", math.sin, lambda x, out, g: g * cos(x), "sine; derivative cos x")
-Cos = unary("cos", "cos", math.cos, lambda x, out, g: -(g * sin(x)), "cosine; derivative -sin x")
-Tan = unary("tan", "tan", math.tan, lambda x, out, g: g * (1 + square(out)),
+Sin = unary("sin", math.sin, lambda x, out, g: g * cos(x), "sine; derivative cos x")
+Cos = unary("cos", math.cos, lambda x, out, g: -(g * sin(x)), "cosine; derivative -sin x")
+Tan = unary("tan", math.tan, lambda x, out, g: g * (1 + square(out)),
             "tangent; derivative 1 + tan^2 x (reuses out)")
-Tanh = unary("tanh", "tanh", math.tanh, lambda x, out, g: g * (1 - square(out)),
+Tanh = unary("tanh", math.tanh, lambda x, out, g: g * (1 - square(out)),
              "hyperbolic tangent; derivative 1 - tanh^2 x (reuses out)")
-Sigmoid = unary("sigmoid", "sigmoid", kernels.scalar_sigmoid, lambda x, out, g: g * (out * (1 - out)),
+Sigmoid = unary("sigmoid", kernels.scalar_sigmoid, lambda x, out, g: g * (out * (1 - out)),
                 "logistic 1/(1 + e^-x), computed without overflow; derivative s(1 - s)")
-Softplus = unary("softplus", "softplus", kernels.scalar_softplus, lambda x, out, g: g * sigmoid(x),
+Softplus = unary("softplus", kernels.scalar_softplus, lambda x, out, g: g * sigmoid(x),
                  "log(1 + e^x), computed without overflow; derivative sigmoid(x)")
-Relu = unary("relu", lambda x: Call("maximum", (x, 0)), kernels.scalar_relu,
+Relu = unary("relu", kernels.scalar_relu,
              lambda x, out, g: g * stop_gradient(out > 0),  # mask from out: x may die early
              "max(0, x); derivative 1 for x > 0 and 0 for x <= 0 (relu'(0) = 0)",
-             keep_dtype=True)
-Negative = unary("negative", lambda x: Prefix("-", x), None, lambda x, out, g: -g, "-x; derivative -1",
-                 keep_dtype=True, symbol="-")
+             keep_dtype=True, lowering=lambda x: Call("maximum", (x, 0)))
+Negative = unary("negative", None, lambda x, out, g: -g, "-x; derivative -1",
+                 keep_dtype=True, symbol="-", lowering=lambda x: Prefix("-", x))
 # NumPy >= 2.1 keeps integer and bool dtypes in floor (older versions give float64): ask it
 _FLOOR_KEEPS_DTYPE = np.floor(np.zeros((), dtype=np.int64)).dtype == np.int64
-Floor = unary("floor", "floor", kernels.scalar_floor, None, "largest integer <= x; no gradient",
+Floor = unary("floor", kernels.scalar_floor, None, "largest integer <= x; no gradient",
               keep_dtype=_FLOOR_KEEPS_DTYPE, differentiable=False)
-Round = unary("round", "round", kernels.scalar_round, None, "round half to even (NumPy); no gradient",
+Round = unary("round", kernels.scalar_round, None, "round half to even (NumPy); no gradient",
               keep_dtype=True, differentiable=False)
-Sign = unary("sign", "sign", kernels.scalar_sign, None, "-1, 0 or 1; no gradient", keep_dtype=True,
+Sign = unary("sign", kernels.scalar_sign, None, "-1, 0 or 1; no gradient", keep_dtype=True,
              differentiable=False)
 
 
