@@ -46,12 +46,14 @@ class FormPrinter:
         self.quoter = quoter
         self.prefix = prefix
 
-    def print(self, form, args: Sequence[str], operand: bool = False) -> str:
+    def print(self, form, args: Sequence[str], operand: bool = False, out: str = "") -> str:
+        """``form`` as source; ``out``: a buffer name a top-level call writes into."""
         if isinstance(form, Arg):
             return args[form.index]
         if isinstance(form, Call):
             parts = [self.print(a, args) for a in form.args]
             parts += [f"{k}={self.quoter.value(v)}" for k, v in form.params]
+            parts += [f"out={out}"] if out else []
             return f"{self.prefix}{form.fn}({', '.join(parts)})"
         if isinstance(form, Infix):
             text = (f"{self.print(form.left, args, operand=True)} {form.symbol} "
@@ -100,8 +102,7 @@ def _in_place(node: Expr, form, args: list[str], positions, printer: FormPrinter
         return None
     if node.ndim and _is_ufunc_call(form):
         target = args[positions[0]]
-        call = printer.print(form, args)
-        return target, f"{call[:-1]}, out={target})"
+        return target, printer.print(form, args, out=target)
     return None
 
 

@@ -115,10 +115,9 @@ NUMPY = numpy_namespace()
 # caller falls back to NumPy; nan propagates as in NumPy (Python's max/min would drop it).
 # ---------------------------------------------------------------------------------------------
 def scalar_sigmoid(x):
-    if x >= 0:
-        return 1.0 / (1.0 + math.exp(-x))
-    e = math.exp(x)
-    return e / (1.0 + e)
+    """The formula of :func:`sigmoid` (bit for bit); below -709 math.exp overflows and
+    raises, and NumPy computes the 0."""
+    return 1.0 / (1.0 + math.exp(-x))
 
 
 def scalar_softplus(x):
