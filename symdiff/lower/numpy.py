@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import NonFiniteError, SymdiffError, fmt_shape
 from ..graph import Expr, toposort
-from ..ops.lowering import Arg, Attr, Call, Subscript, Infix, Prefix, Tuple
+from ..ops.lowering import Arg, Attr, Call, Infix, Prefix, Subscript, Tuple
 from ..tools.inspect import bounded_infix, infix_short
 from .plan import dead_fresh_inputs, outputs_to_copy
 from .quote import Quoter, comment, is_literal
@@ -67,7 +67,7 @@ class FormPrinter:
         if isinstance(form, Subscript):
             return f"{self.print(form.obj, args, operand=True)}[{self.quoter.bind(form.key)}]"
         if isinstance(form, Tuple):
-            return "(" + "".join(f"{self.print(a, args)}, " for a in form.items)[:-1] + ")"
+            return "(" + ", ".join(self.print(a, args) for a in form.items) + ",)"
         return self.quoter.value(form, operand=operand)
 
 

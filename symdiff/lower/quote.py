@@ -1,9 +1,10 @@
 """The one place where values reach generated source: literals, bound constants and comments.
 
 Every value a printer writes (a constant node, an op's params such as an axis, a shape or a
-bound, an index) goes through :meth:`Quoter.value`: a plain number, bool, None or a tuple of
-them is written as a Python literal; anything else (arrays, slices, index tuples, and
-non-finite floats, which have no literal) is bound by name in the function's namespace. Names
+bound, an index) goes through a :class:`Quoter`: a finite number, bool, None or a tuple of
+ints is written as a Python literal (:meth:`Quoter.value`); anything else (arrays, slices,
+index tuples, and non-finite floats, which have no literal) is bound by name in the function's
+namespace (:meth:`Quoter.bind`). Names
 the user chose (variables) and labels appear only in comments, through :func:`comment`, which
 blanks every character that could end a comment. So nothing a user typed becomes code.
 """
