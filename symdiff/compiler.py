@@ -27,6 +27,7 @@ from .ops.kernels import NUMPY
 from .tools.inspect import infix_short
 
 _counter = itertools.count()
+_free_filenames: list[str] = []  # names of collected functions' sources, for reuse
 # optimize=True rewrites graphs up to this many nodes; beyond, a rewrite rebuilds every node
 # downstream of a change, which costs more compile time than it saves (optimize="always" forces)
 REWRITE_LIMIT = 20_000
@@ -61,13 +62,22 @@ def _resolve_inputs(outputs: Sequence[Expr], inputs) -> list[Expr]:
 
 
 def _register_source(owner, source: str):
-    """Compile ``source`` under a unique file name kept in ``linecache`` until ``owner`` is
-    collected (10,000 compiled functions must not leave 10,000 entries behind)."""
-    filename = f"<symdiff-{next(_counter)}>"
+    """Compile ``source`` under a file name kept in ``linecache`` until ``owner`` is collected;
+    the name then returns to a free list (CPython keeps code file names interned), so 10,000
+    compiled functions leave neither 10,000 cache entries nor 10,000 names behind."""
+    try:
+        filename = _free_filenames.pop()
+    except IndexError:
+        filename = f"<symdiff-{next(_counter)}>"
     code = builtins.compile(source, filename, "exec")
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    weakref.finalize(owner, linecache.cache.pop, filename, None)
+    weakref.finalize(owner, _release_filename, filename)
     return code
+
+
+def _release_filename(filename: str) -> None:
+    linecache.cache.pop(filename, None)
+    _free_filenames.append(filename)
 
 
 class CompiledFunction:

@@ -4,6 +4,7 @@ any variable name (``self`` too) can be passed by keyword, and the scalar fast p
 what the NumPy path computes."""
 import gc
 import linecache
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -16,15 +17,22 @@ from symdiff.lower.tape import TAPE_THRESHOLD
 def test_linecache_entries_die_with_the_compiled_function():
     x = sd.var("x", (3,))
     loss = sd.sum(sd.sin(x) * x)
+    for _ in range(50):  # warm caches (NumPy dtypes, interned nodes)
+        sd.compile_grad(loss, x)(np.ones(3))
     gc.collect()
     before = sum(1 for k in linecache.cache if k.startswith("<symdiff-"))
-    for _ in range(2000):
+    tracemalloc.start()
+    start = tracemalloc.get_traced_memory()[0]
+    for _ in range(1000):
         f = sd.compile_grad(loss, x)
         assert f(np.ones(3))[0] > 0
     del f
     gc.collect()
+    growth = tracemalloc.get_traced_memory()[0] - start
+    tracemalloc.stop()
     after = sum(1 for k in linecache.cache if k.startswith("<symdiff-"))
-    assert after <= before + 1
+    assert after <= before
+    assert growth < 100_000, f"{growth} bytes kept by 1,000 compiled functions"
 
 
 def test_traceback_shows_generated_line_while_the_function_lives():
