@@ -18,59 +18,69 @@ from __future__ import annotations
 
 import functools
 import operator
-from dataclasses import dataclass
 
 import numpy as np
 
 
-@dataclass(frozen=True, eq=False)
-class Arg:
+class _Form:
+    """Base of the forms: immutable, fields named by ``__slots__``, printed as their call."""
+
+    __slots__ = ()
+
+    def __init__(self, *values):
+        for name, value in zip(self.__slots__, values):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, key, value):
+        raise AttributeError("lowering forms are immutable")
+
+    def __repr__(self):
+        fields = ", ".join(repr(getattr(self, name)) for name in self.__slots__)
+        return f"{type(self).__name__}({fields})"
+
+
+class Arg(_Form):
     """The ``index``-th input of the node being lowered (``dtype``: its dtype)."""
-    index: int
-    dtype: np.dtype = np.dtype(np.float64)
+    __slots__ = ("index", "dtype")
+
+    def __init__(self, index: int, dtype=np.dtype(np.float64)):
+        super().__init__(index, np.dtype(dtype))
 
 
-@dataclass(frozen=True, eq=False)
-class Call:
+class Call(_Form):
     """``xp.fn(*args, **dict(params))``."""
-    fn: str
-    args: tuple
-    params: tuple = ()
+    __slots__ = ("fn", "args", "params")
+
+    def __init__(self, fn: str, args: tuple, params: tuple = ()):
+        super().__init__(fn, tuple(args), tuple(params))
 
 
-@dataclass(frozen=True, eq=False)
-class Infix:
+class Infix(_Form):
     """``left symbol right`` for a Python binary operator (``+ - * / ** @ < <= > >= == !=``)."""
-    symbol: str
-    left: object
-    right: object
+    __slots__ = ("symbol", "left", "right")
 
 
-@dataclass(frozen=True, eq=False)
-class Prefix:
+class Prefix(_Form):
     """``symbol operand`` for a Python unary operator (``-``)."""
-    symbol: str
-    operand: object
+    __slots__ = ("symbol", "operand")
 
 
-@dataclass(frozen=True, eq=False)
-class Attr:
+class Attr(_Form):
     """``obj.name`` (``x.T``)."""
-    obj: object
-    name: str
+    __slots__ = ("obj", "name")
 
 
-@dataclass(frozen=True, eq=False)
-class Subscript:
+class Subscript(_Form):
     """``obj[key]``, ``key`` a constant index value."""
-    obj: object
-    key: object
+    __slots__ = ("obj", "key")
 
 
-@dataclass(frozen=True, eq=False)
-class Tuple:
+class Tuple(_Form):
     """``(item, ...)``, a tuple of forms (concatenate's and stack's operands)."""
-    items: tuple
+    __slots__ = ("items",)
+
+    def __init__(self, items):
+        super().__init__(tuple(items))
 
 
 FORMS = (Arg, Call, Infix, Prefix, Attr, Subscript, Tuple)
