@@ -28,7 +28,7 @@ def _root_ids(order: Sequence[Expr]) -> dict[int, int]:
     """id(node) -> id of the node whose value it is (aliases such as stop_gradient share)."""
     root: dict[int, int] = {}
     for node in order:
-        alias = node.op is not None and getattr(node.op, "alias", False)
+        alias = node.op is not None and node.op.alias
         root[id(node)] = root[id(node.inputs[0])] if alias else id(node)
     return root
 
@@ -50,7 +50,7 @@ class Tape:
         slot: dict[int, int] = {id(v): k for k, v in enumerate(inputs)}
         initial: list = [None] * len(inputs)
         free: list[int] = []
-        functions: dict[str, object] = {}
+        functions: dict[tuple, object] = {}  # (op, input dtypes) -> its function
         steps = []
         for position, node in enumerate(order):
             if id(node) in slot:
