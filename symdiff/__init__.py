@@ -15,7 +15,7 @@ from .ops import (  # noqa: F401
     norm, outer, power, prod, relu, reshape, round, sigmoid, sign, sin, softmax, softplus, sqrt,
     square, stack, stop_gradient, sum, take, tan, tanh, transpose, where)
 from .grad import grad, hessian, hvp, jacobian, jvp, vjp  # noqa: F401
-from .lower.numpy import compile, compile_grad  # noqa: F401
+from .compiler import compile, compile_grad  # noqa: F401
 from .rewrite import optimize  # noqa: F401
 from .tools.inspect import pretty, to_dot, to_latex  # noqa: F401
 from .tools.explain import explain  # noqa: F401

@@ -27,7 +27,7 @@ def demo(args) -> int:
     from .tools.check import check_grad
     from .tools.inspect import pretty
     from .training.models import XOR_SOLUTION, XOR_X, XOR_Y, mlp_loss, train_xor, xor_network
-    from .lower.numpy import compile as compile_fn, compile_grad
+    from .compiler import compile as compile_fn, compile_grad
 
     rng = np.random.default_rng(0)
     n, d, hidden, classes = 32, 6, 16, 3
@@ -114,7 +114,7 @@ def _parse_point(text: str | None, variables, rng) -> dict:
 def grad_command(args) -> int:
     """Print the derivative of EXPR w.r.t. the --wrt variables, its code and its numbers."""
     from .grad import grad
-    from .lower.numpy import compile
+    from .compiler import compile
     from .interop.parse import parse
     from .graph import free_vars, var
 

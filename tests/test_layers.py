@@ -46,13 +46,11 @@ KNOWN_UPWARD_EDGES = {
     ("symdiff.graph", "symdiff.tools.inspect"),    # repr/str print through the infix printer
     ("symdiff.grad", "symdiff.tools.inspect"),     # error messages print the culprit node
     ("symdiff.lower.numpy", "symdiff.tools.inspect"),  # comments in generated source
-    ("symdiff.rewrite.fold", "symdiff.lower.numpy"),   # constant folding by compiling
+    ("symdiff.compiler", "symdiff.tools.inspect"),     # non-finite errors print the node
 }
 
 # Imports within one layer that still close a cycle (same rule: remove when fixed).
-KNOWN_CYCLE_EDGES = {
-    ("symdiff.lower.tape", "symdiff.lower.numpy"),  # the tape asks numpy's lowering to arrange
-}
+KNOWN_CYCLE_EDGES: set = set()
 
 
 def layer_of(module: str) -> int:

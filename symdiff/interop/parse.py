@@ -47,7 +47,6 @@ reserved) with the recursion limit raised for the duration of that one ``ast.par
 from __future__ import annotations
 
 import ast
-import difflib
 import inspect
 import operator
 import re
@@ -431,6 +430,7 @@ class _Converter:
         if name.startswith("__"):
             raise self.fail(f"names starting with '__' are not allowed: {name!r}", func)
         if name not in FUNCTIONS:
+            import difflib  # only for this error message (6 ms of `import symdiff`)
             close = difflib.get_close_matches(name, list(FUNCTIONS), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise self.fail(f"unknown function {name!r}{hint}", func)

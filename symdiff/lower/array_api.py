@@ -44,22 +44,6 @@ from ..errors import InputError, SymdiffError
 
 __all__ = ["namespace_for", "ArrayAPINamespace", "NAMES", "BLOCK"]
 
-#: every name generated code (the ops' ``lower`` methods and lower.py) calls on ``xp``
-NAMES = (
-    # elementwise
-    "exp", "log", "log1p", "expm1", "sqrt", "square", "abs", "sin", "cos", "tan", "tanh",
-    "sigmoid", "softplus", "maximum", "minimum", "floor", "round", "sign", "where", "clip",
-    # reductions and units over an axis
-    "sum", "mean", "max", "min", "prod", "logsumexp", "argmax", "softmax", "log_softmax",
-    # shape, linear algebra, gather/scatter
-    "transpose", "reshape", "broadcast_to", "concatenate", "stack", "take", "scatter_add",
-    "index_add", "getitem", "dot", "outer", "asarray",
-    # lower.py hooks
-    "constant",
-    # the standard forms of two operators generated code writes as ``**`` and ``@``
-    "power", "matmul",
-)
-
 #: largest one-hot block (entries) a scatter-add builds at once
 BLOCK = 1 << 22
 
@@ -121,16 +105,27 @@ def _device_of(compat, array):
         return None
 
 
-def _unary(name: str, floating: bool = True):
-    """The adapter method for an elementwise standard function: integer inputs promoted to
-    float first when ``floating`` (as NumPy's transcendental functions do); ``out=`` is NumPy's
-    in-place form (see :meth:`ArrayAPINamespace._store`)."""
-    def method(self, x, out=None):
-        x = self._float(x) if floating else self.asarray(x)
-        return self._store(out, getattr(self.xp, name)(x))
-    method.__name__ = method.__qualname__ = name
-    method.__doc__ = f"The standard ``{name}``."
-    return method
+class _Unary:
+    """An adapter method for the elementwise standard function of the attribute's own name:
+    integer inputs promoted to float first when ``floating`` (as NumPy's transcendental
+    functions do); ``out=`` is NumPy's in-place form (see :meth:`ArrayAPINamespace._store`)."""
+
+    def __init__(self, floating: bool = True):
+        self.floating = floating
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, adapter, owner=None):
+        if adapter is None:
+            return self
+        name, floating = self.name, self.floating
+
+        def method(x, out=None):
+            x = adapter._float(x) if floating else adapter.asarray(x)
+            return adapter._store(out, getattr(adapter.xp, name)(x))
+        method.__name__ = name
+        return method
 
 
 class ArrayAPINamespace:
@@ -293,11 +288,10 @@ class ArrayAPINamespace:
                             device=device)
 
     # -- elementwise -----------------------------------------------------------------------------
-    exp, log, log1p, expm1 = _unary("exp"), _unary("log"), _unary("log1p"), _unary("expm1")
-    sqrt, sin, cos, tan, tanh = (_unary("sqrt"), _unary("sin"), _unary("cos"), _unary("tan"),
-                                 _unary("tanh"))
-    square, sign, floor = _unary("square", False), _unary("sign", False), _unary("floor", False)
-    abs, round = _unary("abs", False), _unary("round", False)  # noqa: A003 (the NumPy names)
+    exp, log, log1p, expm1 = _Unary(), _Unary(), _Unary(), _Unary()
+    sqrt, sin, cos, tan, tanh = _Unary(), _Unary(), _Unary(), _Unary(), _Unary()
+    square, sign, floor = _Unary(False), _Unary(False), _Unary(False)
+    abs, round = _Unary(False), _Unary(False)  # noqa: A003 (the NumPy names)
 
     def sigmoid(self, x, out=None):
         """1 / (1 + e^-x) without overflow: e^-|x| never exceeds 1."""
@@ -719,3 +713,10 @@ def _pad(ns, v, axis, start, step, count, n):
     if n - start - count:
         parts.append(ns._zeros(shape[:axis] + [n - start - count] + shape[axis + 1:], v))
     return parts[0] if len(parts) == 1 else xp.concat(parts, axis=axis)
+
+
+#: every name generated code (the ops' lowering forms and the NumPy printer) may call on
+#: ``xp``: the adapter's public methods, less its dtype queries
+NAMES = tuple(sorted(name for name, value in vars(ArrayAPINamespace).items()
+                     if not name.startswith("_") and (callable(value) or isinstance(value, _Unary))
+                     and not name.endswith("_dtype")))

@@ -2,18 +2,24 @@
 
 CPython compiles a straight-line function at roughly 12 microseconds per statement, so a
 100,000-node gradient would spend seconds in ``compile()`` alone. Above ``TAPE_THRESHOLD``
-statements, lowering therefore builds a tape instead: each distinct statement *template* (the
-op's own lowering with placeholder argument names, e.g. ``xp.sin(a0)``) is compiled once into a
-small function, and a loop runs ``(function, input slots, output slot)`` steps over a register
-list. Slots are reused as soon as a value is dead, so memory stays near the live set. The tape
-runs the same lowering text as the straight-line code; only the dispatch differs.
+statements, lowering therefore builds a tape instead: each distinct op (with its input dtypes)
+turns its lowering form into a function once (:func:`symdiff.ops.lowering.evaluator`: the
+namespace's own function, e.g. ``xp.sin``, or a ``functools.partial`` of it; no text, no eval),
+and a loop runs ``(function, input slots, output slot)`` steps over a register list. Slots are
+reused as soon as a value is dead, so memory stays near the live set. The tape runs the same
+lowering forms as the straight-line code; only the dispatch differs.
 """
 from __future__ import annotations
 
 from operator import itemgetter
 from typing import Sequence
 
+import numpy as np
+
+from ..errors import SymdiffError
 from ..graph import Expr, toposort
+from ..ops.lowering import Arg, evaluator
+from .plan import outputs_to_copy
 
 TAPE_THRESHOLD = 10_000  # op statements; above this, lower to a tape
 
@@ -22,7 +28,7 @@ def _root_ids(order: Sequence[Expr]) -> dict[int, int]:
     """id(node) -> id of the node whose value it is (aliases such as stop_gradient share)."""
     root: dict[int, int] = {}
     for node in order:
-        alias = node.op is not None and getattr(node.op, "alias", False)
+        alias = node.op is not None and node.op.alias
         root[id(node)] = root[id(node.inputs[0])] if alias else id(node)
     return root
 
@@ -30,10 +36,10 @@ def _root_ids(order: Sequence[Expr]) -> dict[int, int]:
 class Tape:
     """The compiled tape of ``outputs`` from ``inputs``: call it with the input arrays."""
 
-    def __init__(self, outputs: Sequence[Expr], inputs: Sequence[Expr], ctx, namespace: dict,
-                 layout: str, check=None, order=None, standard_form=None):
+    def __init__(self, outputs: Sequence[Expr], inputs: Sequence[Expr], xp, layout: str,
+                 check=None, order=None, array_api: bool = False):
         order = toposort(outputs) if order is None else order
-        convert = getattr(namespace["xp"], "constant", None) if standard_form else None
+        convert = getattr(xp, "constant", None) if array_api else None
         root = _root_ids(order)
         last_use: dict[int, int] = {}
         for position, node in enumerate(order):
@@ -44,7 +50,7 @@ class Tape:
         slot: dict[int, int] = {id(v): k for k, v in enumerate(inputs)}
         initial: list = [None] * len(inputs)
         free: list[int] = []
-        functions: dict[str, object] = {}
+        functions: dict[tuple, object] = {}  # (op, input dtypes) -> its function
         steps = []
         for position, node in enumerate(order):
             if id(node) in slot:
@@ -55,22 +61,18 @@ class Tape:
                 pinned.add(id(node))
                 continue
             if node.op is None:
-                from ..errors import SymdiffError
                 raise SymdiffError(f"compile: the outputs depend on variable {node.name!r}, "
                                    f"which is not among the inputs")
             if root[id(node)] != id(node):
                 slot[id(node)] = slot[root[id(node)]]
                 continue
             args = tuple(slot[id(i)] for i in node.inputs)
-            placeholders = [f"a{k}" for k in range(len(args))]
-            template = node.op.lower(ctx, *placeholders)
-            if standard_form is not None:  # the array-API spelling (see lower.standard_form)
-                template = standard_form(node, template, placeholders)
-            fn = functions.get(template)
+            key = (node.op, tuple(i.dtype for i in node.inputs))
+            fn = functions.get(key)
             if fn is None:
-                params = ", ".join(f"a{k}" for k in range(len(args)))
-                fn = functions[template] = eval(  # our own lowering text, never user input
-                    f"lambda {params}: {template}", namespace)
+                forms = [Arg(k, i.dtype) for k, i in enumerate(node.inputs)]
+                form = node.op.lower_standard(*forms) if array_api else node.op.lower(*forms)
+                fn = functions[key] = evaluator(form, xp, convert)
             for inp in dict.fromkeys(root[id(i)] for i in node.inputs):
                 if last_use.get(inp) == position and inp not in pinned and inp in slot:
                     free.append(slot[inp])
@@ -87,6 +89,9 @@ class Tape:
         self._steps = steps
         self._n_inputs = len(inputs)
         self._outputs = [slot[id(o)] for o in outputs]
+        # NumPy: the caller owns every returned array (other libraries' arrays are returned
+        # as computed, as the generated code does)
+        self._copies = set() if array_api else outputs_to_copy(order, outputs)
         self._layout = layout
         self._check = check
         self.n_templates = len(functions)
@@ -105,5 +110,15 @@ class Tape:
                 regs[out] = fn(*get(regs))
             if check is not None:
                 check(regs[out], position)
-        from .numpy import arrange
-        return arrange(tuple(regs[s] for s in self._outputs), self._layout)
+        results = tuple(np.array(regs[s], copy=True) if k in self._copies else regs[s]
+                        for k, s in enumerate(self._outputs))
+        return arrange(results, self._layout)
+
+
+def arrange(results: tuple, layout: str):
+    """``results`` as the layout asks: ``single``, ``tuple`` or ``value_grads``."""
+    if layout == "single":
+        return results[0]
+    if layout == "value_grads":
+        return results[0], results[1:]
+    return results

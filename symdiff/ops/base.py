@@ -2,7 +2,9 @@
 
 An op owns, in one class: its API ``name``; hashable ``params`` (which, with the inputs, define
 node identity); ``infer`` (the shape/dtype rule, raising ShapeError naming the shapes);
-``lower`` (the NumPy expression for one node, written against the namespace object ``xp``);
+``lower`` (the expression for one node as data, see :mod:`.lowering`, written against the
+namespace object ``xp``) and the lowering facts beside it (``scalar`` form, ``view``, ``alias``,
+``commutative``);
 ``bprop(inputs, out, g)`` (one gradient Expr per input or None, built only from symdiff ops, so
 it can be differentiated again); an optional ``jvp``; and ``symbol``/``precedence`` for infix
 printing. Defining a subclass with a ``name`` registers it in :data:`REGISTRY`.
@@ -19,6 +21,8 @@ import numpy as np
 
 from ..errors import ShapeError, fmt_shape
 from ..graph import Expr, apply
+from .kernels import NUMPY
+from .lowering import Arg, evaluator
 
 REGISTRY: dict[str, type] = {}
 
@@ -38,6 +42,15 @@ class Op:
     differentiable: bool = True  # False: a requested gradient through it is an error
     symbol: str | None = None     # infix operator, e.g. "+"; None prints as a call
     precedence: int = PREC_ATOM
+    # lowering facts the printers and executors ask for (never a list of names kept elsewhere)
+    view: bool = False         # the result may share its input's memory (reshape, x.T, x[i])
+    writable_view: bool = True  # False: NumPy's view is read-only (broadcast_to)
+    alias: bool = False        # no statement at all: the node is its input's value
+    commutative: bool = False  # a op b == b op a: an in-place statement may overwrite either
+    # the math-module form for float64 scalar graphs: a function of Python floats taking the
+    # op's params as keywords. None: an operator form (Infix/Prefix) is printed as Python
+    # float arithmetic; any other form sends the graph to NumPy
+    scalar = None
 
     def __init__(self, **params):
         for key in params:  # a param may never replace part of the op (its lowering, name...)
@@ -73,9 +86,23 @@ class Op:
     def infer(self, *inputs: Expr) -> tuple[tuple, np.dtype]:
         raise NotImplementedError
 
-    def lower(self, ctx, *args: str) -> str:
-        """The NumPy expression computing this node from the input names ``args``."""
+    def lower(self, *args: Arg):
+        """The form (see :mod:`.lowering`) computing this node from its inputs ``args``."""
         raise NotImplementedError
+
+    def lower_standard(self, *args: Arg):
+        """The form for the array-API backend, where NumPy's spelling relies on NumPy-only
+        behaviour (default: the same as :meth:`lower`)."""
+        return self.lower(*args)
+
+    def compute(self, *values):
+        """This op's NumPy kernel applied to input values (constant folding uses it)."""
+        args = [Arg(k, np.asarray(v).dtype) for k, v in enumerate(values)]
+        return evaluator(self.lower(*args), NUMPY)(*values)
+
+    def scalar_params(self) -> dict:
+        """The keyword arguments of :attr:`scalar` (the params, by default)."""
+        return dict(self.params)
 
     def bprop(self, inputs: Sequence[Expr], out: Expr, g: Expr) -> list[Expr | None]:
         """Gradient contribution to each input, given the upstream gradient ``g`` of ``out``."""

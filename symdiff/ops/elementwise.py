@@ -11,11 +11,15 @@ through ``where`` (whose condition gets no gradient) and ``abs`` wraps its sign 
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..errors import DTypeError
 from ..graph import Expr, apply, as_expr, broadcast_shapes, const
+from . import kernels
 from .base import (PREC_ADD, PREC_CMP, PREC_MUL, PREC_POW, PREC_UNARY, Op, float_dtype)
+from .lowering import Call, Infix, Prefix
 from .shape import broadcast_to
 
 
@@ -23,12 +27,13 @@ from .shape import broadcast_to
 # unary elementwise: one row per op
 # ---------------------------------------------------------------------------------------------
 class Unary(Op):
-    """Elementwise ``f(x)``. A row gives the NumPy lowering and ``rule(x, out, g) = g * f'(x)``.
+    """Elementwise ``f(x)``. A row gives the lowering (a namespace function name, or a function
+    of the input returning a form), the math-module form and ``rule(x, out, g) = g * f'(x)``.
 
     The Jacobian is diagonal, so the jvp is the same rule applied to the tangent.
     """
 
-    lowering = ""            # format string with {x}
+    lowering = ""            # name of the namespace function, or a staticmethod x -> form
     keep_dtype = False       # True: integer inputs keep their dtype (as NumPy)
     rule = None              # staticmethod (x, out, g) -> Expr
 
@@ -41,8 +46,10 @@ class Unary(Op):
                              f"where(mask, 1.0, 0.0)")
         return x.shape, (x.dtype if self.keep_dtype else float_dtype(x.dtype))
 
-    def lower(self, ctx, x):
-        return self.lowering.format(x=x)
+    def lower(self, x):
+        if isinstance(self.lowering, str):
+            return Call(self.lowering, (x,))
+        return self.lowering(x)
 
     def bprop(self, inputs, out, g):
         return [type(self).rule(inputs[0], out, g)]
@@ -51,11 +58,14 @@ class Unary(Op):
         return type(self).rule(inputs[0], out, tangents[0])
 
 
-def unary(name: str, lowering: str, rule, doc: str, keep_dtype=False, differentiable=True,
-          symbol=None):
-    """Make and register the op class of one unary row (``Exp`` for ``exp``...)."""
-    attrs = dict(name=name, lowering=lowering, keep_dtype=keep_dtype,
-                 differentiable=differentiable, __doc__=doc,
+def unary(name: str, scalar, rule, doc: str, keep_dtype=False, differentiable=True,
+          symbol=None, lowering=None):
+    """Make and register the op class of one unary row (``Exp`` for ``exp``...). The lowering
+    is the namespace function of the op's own name unless the row gives a form builder."""
+    lowering = name if lowering is None else staticmethod(lowering)
+    attrs = dict(name=name, keep_dtype=keep_dtype, differentiable=differentiable, __doc__=doc,
+                 lowering=lowering,
+                 scalar=staticmethod(scalar) if scalar else None,
                  rule=staticmethod(rule) if rule else None)
     if symbol:
         attrs.update(symbol=symbol, precedence=PREC_UNARY)
@@ -67,42 +77,42 @@ def _sign_const(x):
     return stop_gradient(Sign()(x))
 
 
-# name, NumPy lowering, g * f'(x) as a graph, doc (math and derivative)
-Exp = unary("exp", "xp.exp({x})", lambda x, out, g: g * out, "e^x; derivative e^x (reuses out)")
-Log = unary("log", "xp.log({x})", lambda x, out, g: g / x, "natural log; derivative 1/x")
-Log1p = unary("log1p", "xp.log1p({x})", lambda x, out, g: g / (1 + x),
+# name (also the xp function it lowers to), math-module form, g * f'(x) as a graph, doc
+Exp = unary("exp", math.exp, lambda x, out, g: g * out, "e^x; derivative e^x (reuses out)")
+Log = unary("log", math.log, lambda x, out, g: g / x, "natural log; derivative 1/x")
+Log1p = unary("log1p", math.log1p, lambda x, out, g: g / (1 + x),
               "log(1 + x), accurate near 0; derivative 1/(1 + x)")
-Expm1 = unary("expm1", "xp.expm1({x})", lambda x, out, g: g * (out + 1),
+Expm1 = unary("expm1", math.expm1, lambda x, out, g: g * (out + 1),
               "e^x - 1, accurate near 0; derivative e^x = out + 1")
-Sqrt = unary("sqrt", "xp.sqrt({x})", lambda x, out, g: g / (2 * out),
+Sqrt = unary("sqrt", math.sqrt, lambda x, out, g: g / (2 * out),
              "square root; derivative 1/(2 sqrt x) (reuses out)")
-Square = unary("square", "xp.square({x})", lambda x, out, g: g * (2 * x), "x^2; derivative 2x",
+Square = unary("square", kernels.scalar_square, lambda x, out, g: g * (2 * x), "x^2; derivative 2x",
                keep_dtype=True)
-Abs = unary("abs", "xp.abs({x})", lambda x, out, g: g * _sign_const(x),
+Abs = unary("abs", abs, lambda x, out, g: g * _sign_const(x),
             "|x|; derivative sign(x), 0 at x = 0", keep_dtype=True)
-Sin = unary("sin", "xp.sin({x})", lambda x, out, g: g * cos(x), "sine; derivative cos x")
-Cos = unary("cos", "xp.cos({x})", lambda x, out, g: -(g * sin(x)), "cosine; derivative -sin x")
-Tan = unary("tan", "xp.tan({x})", lambda x, out, g: g * (1 + square(out)),
+Sin = unary("sin", math.sin, lambda x, out, g: g * cos(x), "sine; derivative cos x")
+Cos = unary("cos", math.cos, lambda x, out, g: -(g * sin(x)), "cosine; derivative -sin x")
+Tan = unary("tan", math.tan, lambda x, out, g: g * (1 + square(out)),
             "tangent; derivative 1 + tan^2 x (reuses out)")
-Tanh = unary("tanh", "xp.tanh({x})", lambda x, out, g: g * (1 - square(out)),
+Tanh = unary("tanh", math.tanh, lambda x, out, g: g * (1 - square(out)),
              "hyperbolic tangent; derivative 1 - tanh^2 x (reuses out)")
-Sigmoid = unary("sigmoid", "xp.sigmoid({x})", lambda x, out, g: g * (out * (1 - out)),
+Sigmoid = unary("sigmoid", kernels.scalar_sigmoid, lambda x, out, g: g * (out * (1 - out)),
                 "logistic 1/(1 + e^-x), computed without overflow; derivative s(1 - s)")
-Softplus = unary("softplus", "xp.softplus({x})", lambda x, out, g: g * sigmoid(x),
+Softplus = unary("softplus", kernels.scalar_softplus, lambda x, out, g: g * sigmoid(x),
                  "log(1 + e^x), computed without overflow; derivative sigmoid(x)")
-Relu = unary("relu", "xp.maximum({x}, 0)",
+Relu = unary("relu", kernels.scalar_relu,
              lambda x, out, g: g * stop_gradient(out > 0),  # mask from out: x may die early
              "max(0, x); derivative 1 for x > 0 and 0 for x <= 0 (relu'(0) = 0)",
-             keep_dtype=True)
-Negative = unary("negative", "-{x}", lambda x, out, g: -g, "-x; derivative -1",
-                 keep_dtype=True, symbol="-")
+             keep_dtype=True, lowering=lambda x: Call("maximum", (x, 0)))
+Negative = unary("negative", None, lambda x, out, g: -g, "-x; derivative -1",
+                 keep_dtype=True, symbol="-", lowering=lambda x: Prefix("-", x))
 # NumPy >= 2.1 keeps integer and bool dtypes in floor (older versions give float64): ask it
 _FLOOR_KEEPS_DTYPE = np.floor(np.zeros((), dtype=np.int64)).dtype == np.int64
-Floor = unary("floor", "xp.floor({x})", None, "largest integer <= x; no gradient",
+Floor = unary("floor", kernels.scalar_floor, None, "largest integer <= x; no gradient",
               keep_dtype=_FLOOR_KEEPS_DTYPE, differentiable=False)
-Round = unary("round", "xp.round({x})", None, "round half to even (NumPy); no gradient",
+Round = unary("round", kernels.scalar_round, None, "round half to even (NumPy); no gradient",
               keep_dtype=True, differentiable=False)
-Sign = unary("sign", "xp.sign({x})", None, "-1, 0 or 1; no gradient", keep_dtype=True,
+Sign = unary("sign", kernels.scalar_sign, None, "-1, 0 or 1; no gradient", keep_dtype=True,
              differentiable=False)
 
 
@@ -111,9 +121,10 @@ class StopGradient(Unary):
 
     name = "stop_gradient"
     keep_dtype = True
-    alias = True  # lowering emits no statement: the node is its input's value
+    alias = view = True  # lowering emits no statement: the node is its input's value
+    scalar = staticmethod(kernels.scalar_identity)
 
-    def lower(self, ctx, x):
+    def lower(self, x):
         return x
 
     def bprop(self, inputs, out, g):
@@ -154,7 +165,7 @@ def _passes_through(keep: Expr, other: Expr, result_dtype) -> bool:
 class Binary(Op):
     """Elementwise op of two broadcast operands; the result dtype follows NumPy."""
 
-    lowering = ""
+    lowering = ""  # the Python operator symbol, or the namespace function name
 
     def infer(self, a, b):
         return broadcast_shapes(a.shape, b.shape, opname=self.name), self.result_dtype(a, b)
@@ -162,14 +173,16 @@ class Binary(Op):
     def result_dtype(self, a, b):
         return np.result_type(a.dtype, b.dtype)
 
-    def lower(self, ctx, a, b):
-        return self.lowering.format(a=a, b=b)
+    def lower(self, a, b):
+        if self.symbol:
+            return Infix(self.symbol, a, b)
+        return Call(self.lowering, (a, b))
 
 
 class Add(Binary):
     """a + b; gradient g to both (``+`` distributes the upstream gradient)."""
 
-    name, symbol, precedence, lowering = "add", "+", PREC_ADD, "{a} + {b}"
+    name, symbol, precedence, commutative = "add", "+", PREC_ADD, True
 
     def bprop(self, inputs, out, g):
         return [g, g]
@@ -185,7 +198,7 @@ class Add(Binary):
 class Subtract(Binary):
     """a - b; gradients g and -g."""
 
-    name, symbol, precedence, lowering = "subtract", "-", PREC_ADD, "{a} - {b}"
+    name, symbol, precedence = "subtract", "-", PREC_ADD
 
     def result_dtype(self, a, b):
         if a.dtype == bool and b.dtype == bool:
@@ -200,11 +213,19 @@ class Subtract(Binary):
 class Multiply(Binary):
     """a * b; gradients g b and g a (``*`` switches the inputs)."""
 
-    name, symbol, precedence, lowering = "multiply", "*", PREC_MUL, "{a} * {b}"
+    name, symbol, precedence, commutative = "multiply", "*", PREC_MUL, True
 
     def bprop(self, inputs, out, g):
         a, b = inputs
         return [g * b, g * a]
+
+    def lower_standard(self, a, b):
+        # a mask times a value: NumPy casts the bool, the standard does not
+        if a.dtype == bool:
+            return Call("where", (a, b, 0.0))
+        if b.dtype == bool:
+            return Call("where", (b, a, 0.0))
+        return self.lower(a, b)
 
     def jvp(self, inputs, out, tangents):
         a, b = inputs
@@ -217,7 +238,7 @@ class Multiply(Binary):
 class Divide(Binary):
     """a / b; gradients g / b and -g a / b^2 = -g out / b."""
 
-    name, symbol, precedence, lowering = "divide", "/", PREC_MUL, "{a} / {b}"
+    name, symbol, precedence = "divide", "/", PREC_MUL
 
     def result_dtype(self, a, b):
         return float_dtype(np.result_type(a.dtype, b.dtype))
@@ -231,7 +252,10 @@ class Power(Binary):
     """a ** b; gradients g b a^(b-1) and g a^b log(a). At a = 0 the second is taken as 0 (the
     limit for b > 0, as JAX does); for a < 0 it is nan."""
 
-    name, symbol, precedence, lowering = "power", "**", PREC_POW, "{a} ** {b}"
+    name, symbol, precedence = "power", "**", PREC_POW
+    # raises where a float power is complex or infinite (the caller falls back to NumPy,
+    # which gives nan or inf); Python's ** would return a complex number
+    scalar = staticmethod(kernels.scalar_power)
 
     def result_dtype(self, a, b):
         dtype = np.result_type(a.dtype, b.dtype)
@@ -251,7 +275,8 @@ class Maximum(Binary):
     """Elementwise max(a, b): the gradient goes to the larger input (``max`` routes it); a tie
     splits it equally."""
 
-    name, lowering = "maximum", "xp.maximum({a}, {b})"
+    name, lowering, commutative = "maximum", "maximum", True
+    scalar = staticmethod(kernels.scalar_maximum)
 
     def bprop(self, inputs, out, g):
         a, b = inputs
@@ -262,7 +287,8 @@ class Maximum(Binary):
 class Minimum(Binary):
     """Elementwise min(a, b): the gradient goes to the smaller input; a tie splits it."""
 
-    name, lowering = "minimum", "xp.minimum({a}, {b})"
+    name, lowering, commutative = "minimum", "minimum", True
+    scalar = staticmethod(kernels.scalar_minimum)
 
     def bprop(self, inputs, out, g):
         a, b = inputs
@@ -340,8 +366,10 @@ class Where(Op):
         shape = broadcast_shapes(cond.shape, a.shape, b.shape, opname="where")
         return shape, np.result_type(a.dtype, b.dtype)
 
-    def lower(self, ctx, cond, a, b):
-        return f"xp.where({cond}, {a}, {b})"
+    scalar = staticmethod(kernels.scalar_where)
+
+    def lower(self, cond, a, b):
+        return Call("where", (cond, a, b))
 
     def bprop(self, inputs, out, g):
         cond = inputs[0]
@@ -365,8 +393,10 @@ class Clip(Op):
         shape = broadcast_shapes(x.shape, lo.shape, hi.shape, opname="clip")
         return shape, np.result_type(x.dtype, lo.dtype, hi.dtype)
 
-    def lower(self, ctx, x, lo, hi):
-        return f"xp.clip({x}, {lo}, {hi})"
+    scalar = staticmethod(kernels.scalar_clip)
+
+    def lower(self, x, lo, hi):
+        return Call("clip", (x, lo, hi))
 
     def bprop(self, inputs, out, g):
         # out = min(max(x, lo), hi): hi is active where max(x, lo) >= hi, i.e. out >= hi; else lo
@@ -394,8 +424,8 @@ class LeakyRelu(Op):
         shape = broadcast_shapes(x.shape, alpha.shape, opname="leaky_relu")
         return shape, np.result_type(x.dtype, alpha.dtype)
 
-    def lower(self, ctx, x, alpha):
-        return f"xp.where({x} > 0, {x}, {alpha} * {x})"
+    def lower(self, x, alpha):
+        return Call("where", (Infix(">", x, 0), x, Infix("*", alpha, x)))
 
     def bprop(self, inputs, out, g):
         x, alpha = inputs
@@ -421,8 +451,10 @@ class Hardtanh(Op):
     def infer(self, x):
         return x.shape, float_dtype(x.dtype)
 
-    def lower(self, ctx, x):
-        return f"xp.clip({x}, {self.lo!r}, {self.hi!r})"
+    scalar = staticmethod(kernels.scalar_clip)
+
+    def lower(self, x):
+        return Call("clip", (x, self.lo, self.hi))
 
     def bprop(self, inputs, out, g):
         x = inputs[0]
@@ -455,32 +487,32 @@ class Compare(Binary):
 
 class Less(Compare):
     """a < b"""
-    name, symbol, lowering = "less", "<", "{a} < {b}"
+    name, symbol = "less", "<"
 
 
 class LessEqual(Compare):
     """a <= b"""
-    name, symbol, lowering = "less_equal", "<=", "{a} <= {b}"
+    name, symbol = "less_equal", "<="
 
 
 class Greater(Compare):
     """a > b"""
-    name, symbol, lowering = "greater", ">", "{a} > {b}"
+    name, symbol = "greater", ">"
 
 
 class GreaterEqual(Compare):
     """a >= b"""
-    name, symbol, lowering = "greater_equal", ">=", "{a} >= {b}"
+    name, symbol = "greater_equal", ">="
 
 
 class Equal(Compare):
     """a == b"""
-    name, symbol, lowering = "equal", "==", "{a} == {b}"
+    name, symbol = "equal", "=="
 
 
 class NotEqual(Compare):
     """a != b"""
-    name, symbol, lowering = "not_equal", "!=", "{a} != {b}"
+    name, symbol = "not_equal", "!="
 
 
 def less(a, b): return apply(Less(), _pair(a, b))

@@ -8,7 +8,6 @@ by building a namespace with the same names, without touching the ops.
 from __future__ import annotations
 
 import math
-import types
 import warnings
 
 import numpy as np
@@ -83,58 +82,95 @@ def index_add(values, index, shape):
     return out
 
 
-def numpy_namespace() -> types.SimpleNamespace:
+class _NumpyNamespace:
+    """NumPy's functions and the kernels above as one object. A name is looked up on first use
+    and then kept as an attribute (walking all of ``dir(numpy)`` up front would import NumPy's
+    lazy submodules and double the cost of ``import symdiff``)."""
+
+    def __init__(self, kernels: dict):
+        self.__dict__.update(kernels)
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        value = getattr(np, name)
+        setattr(self, name, value)
+        return value
+
+
+def numpy_namespace() -> _NumpyNamespace:
     """NumPy's public functions and the kernels above, as one namespace object."""
-    names = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for key in dir(np):
-            if not key.startswith("_"):
-                try:
-                    names[key] = getattr(np, key)
-                except AttributeError:
-                    pass
-    names.update(sigmoid=sigmoid, softplus=softplus, logsumexp=logsumexp, softmax=softmax, log_softmax=log_softmax,
-                 scatter_add=scatter_add, index_add=index_add)
-    return types.SimpleNamespace(**names)
+    return _NumpyNamespace(dict(sigmoid=sigmoid, softplus=softplus, logsumexp=logsumexp,
+                                softmax=softmax, log_softmax=log_softmax,
+                                scatter_add=scatter_add, index_add=index_add))
+
+
+#: the namespace compiled code and constant folding call
+NUMPY = numpy_namespace()
 
 
 # ---------------------------------------------------------------------------------------------
-# the scalar namespace: float64 graphs of shape () lower to the math module
+# scalar kernels: the math-module forms of ops (``Op.scalar``) for float64 graphs of shape ().
+# Domain errors and overflow raise (ValueError, OverflowError, ZeroDivisionError) and the
+# caller falls back to NumPy; nan propagates as in NumPy (Python's max/min would drop it).
 # ---------------------------------------------------------------------------------------------
-def _scalar_sigmoid(x):
-    if x >= 0:
-        return 1.0 / (1.0 + math.exp(-x))
-    e = math.exp(x)
-    return e / (1.0 + e)
+def scalar_sigmoid(x):
+    """The formula of :func:`sigmoid` (bit for bit); below -709 math.exp overflows and
+    raises, and NumPy computes the 0."""
+    return 1.0 / (1.0 + math.exp(-x))
 
 
-def _scalar_softplus(x):
-    return max(x, 0.0) + math.log1p(math.exp(-abs(x)))
+def scalar_softplus(x):
+    return scalar_maximum(x, 0.0) + math.log1p(math.exp(-abs(x)))
 
 
-def _scalar_sign(x):
-    return (x > 0) - (x < 0) if x == x else x
+def scalar_sign(x):
+    return float((x > 0) - (x < 0)) if x == x else x
 
 
-def _identity(x, *args, **kwargs):
+def scalar_maximum(a, b):
+    """np.maximum on floats: nan if either is nan."""
+    return a if a >= b or a != a else b
+
+
+def scalar_minimum(a, b):
+    """np.minimum on floats: nan if either is nan."""
+    return a if a <= b or a != a else b
+
+
+def scalar_clip(x, lo, hi):
+    return scalar_minimum(scalar_maximum(x, lo), hi)
+
+
+def scalar_relu(x):
+    return scalar_maximum(x, 0.0)
+
+
+def scalar_power(a, b):
+    """a ** b on floats as NumPy computes it: a negative base (-inf included) to a non-integer
+    power has no real value, so it raises and NumPy gives its nan; math.pow follows C's pow
+    otherwise (overflow and 0 to a negative power raise too)."""
+    if a < 0 and not float(b).is_integer():
+        raise ValueError("power: negative base, non-integer exponent")
+    return math.pow(a, b)
+
+
+def scalar_square(x):
+    return x * x
+
+
+def scalar_floor(x):
+    return float(math.floor(x))
+
+
+def scalar_round(x):
+    return float(round(x))
+
+
+def scalar_where(cond, a, b):
+    return a if cond else b
+
+
+def scalar_identity(x, *args, **kwargs):
+    """Reductions, reshapes and transposes of a 0-d value leave it as it is."""
     return x
-
-
-def math_namespace() -> types.SimpleNamespace:
-    """Python-float versions of the names scalar graphs lower to. Domain errors and overflow
-    raise (ValueError, OverflowError, ZeroDivisionError), and callers fall back to NumPy, so the
-    results always equal the NumPy path's, nan and inf included."""
-    return types.SimpleNamespace(
-        exp=math.exp, log=math.log, log1p=math.log1p, expm1=math.expm1, sqrt=math.sqrt,
-        square=lambda x: x * x, abs=abs, sin=math.sin, cos=math.cos, tan=math.tan,
-        tanh=math.tanh, sigmoid=_scalar_sigmoid, softplus=_scalar_softplus,
-        negative=lambda x: -x, floor=lambda x: float(math.floor(x)),
-        round=lambda x: float(round(x)),
-        sign=_scalar_sign, maximum=max, minimum=min,
-        where=lambda c, a, b: a if c else b,
-        clip=lambda x, lo, hi: min(max(x, lo), hi),
-        sum=_identity, mean=_identity, max=_identity, min=_identity, prod=_identity,
-        logsumexp=_identity, reshape=_identity, broadcast_to=_identity, transpose=_identity,
-        softmax=lambda x, axis=-1: 1.0, log_softmax=lambda x, axis=-1: 0.0,
-        argmax=lambda x, axis=None: 0, asarray=np.asarray, dot=lambda a, b: a * b)

@@ -6,12 +6,15 @@ then drops the promoted axis again; grad.py sums any broadcast batch axes back.
 """
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 
 from ..errors import ShapeError, fmt_shape
 from ..graph import Expr, apply, as_expr, broadcast_shapes
 from .base import PREC_MUL, Op
 from .elementwise import multiply
+from .lowering import Call, Infix
 from .shape import reshape, swap_last_two
 
 
@@ -38,8 +41,8 @@ class Matmul(Op):
         shape = batch + (a2[-2],) * (a.ndim >= 2) + (b2[-1],) * (b.ndim >= 2)
         return shape, np.result_type(a.dtype, b.dtype)
 
-    def lower(self, ctx, a, b):
-        return f"{a} @ {b}"
+    def lower(self, a, b):
+        return Infix("@", a, b)
 
     def bprop(self, inputs, out, g):
         a, b = inputs
@@ -86,6 +89,7 @@ class Dot(Matmul):
     gradients as matmul."""
 
     name, symbol = "dot", None
+    scalar = staticmethod(operator.mul)  # the dot of two 0-d values is their product
 
     def infer(self, a, b):
         if a.ndim > 2 or b.ndim > 2:
@@ -93,8 +97,8 @@ class Dot(Matmul):
                              f"have more than 2 dimensions; use matmul")
         return super().infer(a, b)
 
-    def lower(self, ctx, a, b):
-        return f"xp.dot({a}, {b})"
+    def lower(self, a, b):
+        return Call("dot", (a, b))
 
 
 def matmul(a, b) -> Expr:
@@ -120,8 +124,8 @@ class Outer(Op):
     def infer(self, a, b):
         return (a.size, b.size), np.result_type(a.dtype, b.dtype)
 
-    def lower(self, ctx, a, b):
-        return f"xp.outer({a}, {b})"
+    def lower(self, a, b):
+        return Call("outer", (a, b))
 
     def bprop(self, inputs, out, g):
         a, b = inputs

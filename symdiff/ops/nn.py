@@ -9,6 +9,7 @@ from ..errors import ShapeError
 from ..graph import Expr, apply, as_expr
 from .base import Op, float_dtype, normalize_single_axis
 from .elementwise import exp
+from .lowering import Call
 from .reduce import sum as reduce_sum
 
 
@@ -25,8 +26,8 @@ class Softmax(Op):
             raise ShapeError(f"{self.name}: axis {self.axis} of shape {x.shape} is empty")
         return x.shape, float_dtype(x.dtype)
 
-    def lower(self, ctx, x):
-        return f"xp.{self.name}({x}, axis={self.axis})"
+    def lower(self, x):
+        return Call(self.name, (x,), (("axis", self.axis),))
 
     def bprop(self, inputs, out, g):
         # ds = s * (g - <g, s>) along the axis

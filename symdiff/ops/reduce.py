@@ -11,6 +11,8 @@ import numpy as np
 from ..errors import ShapeError
 from ..graph import Expr, apply, as_expr, const
 from .base import Op, float_dtype, normalize_axis
+from .kernels import scalar_identity
+from .lowering import Call
 from .elementwise import equal, exp, where
 from .shape import broadcast_to, reshape
 
@@ -25,8 +27,9 @@ def _kept_shape(shape: tuple, axes: tuple | None) -> tuple:
 class Reduce(Op):
     """A reduction over ``axis`` (normalized: sorted tuple or None for all)."""
 
-    lowering = ""
+    lowering = ""  # the namespace function
     keep_dtype = True
+    scalar = staticmethod(scalar_identity)  # reducing a 0-d value leaves it
 
     def __init__(self, axis=None, keepdims=False):
         super().__init__(axis=axis, keepdims=bool(keepdims))
@@ -52,9 +55,8 @@ class Reduce(Op):
             return np.dtype(dtype)
         return float_dtype(dtype)
 
-    def lower(self, ctx, x):
-        axis = "None" if self.axis is None else repr(self.axis)
-        return f"xp.{self.lowering}({x}, axis={axis}, keepdims={self.keepdims})"
+    def lower(self, x):
+        return Call(self.lowering, (x,), (("axis", self.axis), ("keepdims", self.keepdims)))
 
     def _expand(self, e: Expr, x: Expr) -> Expr:
         """The reduced-shape node ``e`` (out or g) reshaped to keep the reduced axes as 1."""
@@ -145,9 +147,12 @@ class Norm(Reduce):
 
     name, keep_dtype = "norm", False
 
-    def lower(self, ctx, x):
-        axis = "None" if self.axis is None else repr(self.axis)
-        return f"xp.sqrt(xp.sum(xp.square({x}), axis={axis}, keepdims={self.keepdims}))"
+    scalar = staticmethod(abs)
+
+    def lower(self, x):
+        squares = Call("sum", (Call("square", (x,)),),
+                       (("axis", self.axis), ("keepdims", self.keepdims)))
+        return Call("sqrt", (squares,))
 
     def bprop(self, inputs, out, g):
         x = inputs[0]
@@ -170,8 +175,8 @@ class Argmax(Op):
             return (), np.dtype(np.int64)
         return x.shape[:self.axis] + x.shape[self.axis + 1:], np.dtype(np.int64)
 
-    def lower(self, ctx, x):
-        return f"xp.argmax({x}, axis={self.axis!r})"
+    def lower(self, x):
+        return Call("argmax", (x,), (("axis", self.axis),))
 
 
 def _reduction(cls):

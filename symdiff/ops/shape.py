@@ -12,6 +12,8 @@ import numpy as np
 from ..errors import DTypeError, ShapeError, fmt_shape
 from ..graph import Expr, apply, as_expr, const, normalize_shape
 from .base import Op, normalize_single_axis
+from .kernels import scalar_identity
+from .lowering import Attr, Call, Subscript, Tuple
 
 
 # ---------------------------------------------------------------------------------------------
@@ -31,10 +33,17 @@ class Transpose(Op):
                              f"{fmt_shape(x.shape)}")
         return tuple(x.shape[a] for a in self.axes), x.dtype
 
-    def lower(self, ctx, x):
+    view = True
+    scalar = staticmethod(scalar_identity)
+
+    def lower(self, x):
         if self.axes == tuple(reversed(range(len(self.axes)))):
-            return f"{x}.T"
-        return f"xp.transpose({x}, {self.axes!r})"
+            return Attr(x, "T")
+        return self.lower_standard(x)
+
+    def lower_standard(self, x):
+        # the standard's .T is for 2-D arrays only
+        return Call("transpose", (x, self.axes))
 
     def bprop(self, inputs, out, g):
         return [transpose(g, tuple(int(a) for a in np.argsort(self.axes)))]
@@ -78,8 +87,11 @@ class Reshape(Op):
                              f"{fmt_shape(self.shape)}")
         return self.shape, x.dtype
 
-    def lower(self, ctx, x):
-        return f"xp.reshape({x}, {self.shape!r})"
+    view = True
+    scalar = staticmethod(scalar_identity)
+
+    def lower(self, x):
+        return Call("reshape", (x, self.shape))
 
     def bprop(self, inputs, out, g):
         return [reshape(g, inputs[0].shape)]
@@ -130,8 +142,11 @@ class BroadcastTo(Op):
                              f"{fmt_shape(self.shape)}")
         return self.shape, x.dtype
 
-    def lower(self, ctx, x):
-        return f"xp.broadcast_to({x}, {self.shape!r})"
+    view, writable_view = True, False
+    scalar = staticmethod(scalar_identity)
+
+    def lower(self, x):
+        return Call("broadcast_to", (x, self.shape))
 
     def bprop(self, inputs, out, g):
         return [g]
@@ -173,8 +188,8 @@ class Concatenate(Op):
         shape[self.axis] = sum(x.shape[self.axis] for x in xs)
         return tuple(shape), np.result_type(*[x.dtype for x in xs])
 
-    def lower(self, ctx, *xs):
-        return f"xp.concatenate(({', '.join(xs)},), axis={self.axis})"
+    def lower(self, *xs):
+        return Call("concatenate", (Tuple(xs),), (("axis", self.axis),))
 
     def bprop(self, inputs, out, g):
         grads, start = [], 0
@@ -211,8 +226,8 @@ class Stack(Op):
         shape = xs[0].shape[:self.axis] + (len(xs),) + xs[0].shape[self.axis:]
         return shape, np.result_type(*[x.dtype for x in xs])
 
-    def lower(self, ctx, *xs):
-        return f"xp.stack(({', '.join(xs)},), axis={self.axis})"
+    def lower(self, *xs):
+        return Call("stack", (Tuple(xs),), (("axis", self.axis),))
 
     def bprop(self, inputs, out, g):
         lead = (slice(None),) * self.axis
@@ -258,8 +273,8 @@ class Take(Op):
         shape = x.shape[:self.axis] + indices.shape + x.shape[self.axis + 1:]
         return shape, x.dtype
 
-    def lower(self, ctx, x, indices):
-        return f"xp.take({x}, {indices}, axis={self.axis})"
+    def lower(self, x, indices):
+        return Call("take", (x, indices), (("axis", self.axis),))
 
     def bprop(self, inputs, out, g):
         x, indices = inputs
@@ -286,8 +301,8 @@ class ScatterAdd(Op):
                              f"indices {fmt_shape(indices.shape)} into {fmt_shape(self.shape)}")
         return self.shape, g.dtype
 
-    def lower(self, ctx, g, indices):
-        return f"xp.scatter_add({g}, {indices}, {self.shape!r}, {self.axis})"
+    def lower(self, g, indices):
+        return Call("scatter_add", (g, indices, self.shape, self.axis))
 
     def bprop(self, inputs, out, g):
         return [take(g, inputs[1], self.axis), None]
@@ -399,8 +414,14 @@ class Index(Op):
     def infer(self, x):
         return _index_shape(x.shape, self.spec), x.dtype
 
-    def lower(self, ctx, x):
-        return f"{x}[{ctx.const(decode_index(self.spec))}]"
+    view = True
+
+    def lower(self, x):
+        return Subscript(x, decode_index(self.spec))
+
+    def lower_standard(self, x):
+        # integer arrays and partial index tuples are NumPy-only: the adapter's getitem
+        return Call("getitem", (x, decode_index(self.spec)))
 
     def params_text(self):
         return _spec_text(self.spec)
@@ -429,8 +450,8 @@ class IndexAdd(Op):
                              f"(expects {fmt_shape(want)})")
         return self.shape, g.dtype
 
-    def lower(self, ctx, g):
-        return f"xp.index_add({g}, {ctx.const(decode_index(self.spec))}, {self.shape!r})"
+    def lower(self, g):
+        return Call("index_add", (g, decode_index(self.spec), self.shape))
 
     def params_text(self):
         return f"{_spec_text(self.spec)}, shape={self.shape!r}"

@@ -1,6 +1,7 @@
 """Constant folding: every op node whose inputs are all constants is evaluated once, by the
-same lowering the compiled code uses, and replaced by a constant. A node whose value would be
-larger than its largest input (a broadcast) is left symbolic, so folding never inflates memory.
+op's own NumPy kernel (:meth:`Op.compute`, the same lowering form the compiled code runs), and
+replaced by a constant. A node whose value would be larger than its largest input (a
+broadcast) is left symbolic, so folding never inflates memory.
 """
 from __future__ import annotations
 
@@ -11,23 +12,21 @@ from ..graph import Expr, apply, const, toposort
 
 def fold_constants(outputs: list[Expr]) -> list[Expr]:
     """``outputs`` with constant sub-graphs replaced by their values."""
-    from ..lower.numpy import CompiledFunction
     order = toposort(outputs)
-    constant: set[int] = set()
-    foldable: list[Expr] = []
+    values: dict[int, np.ndarray] = {}
+    new: dict[int, Expr] = {}
     for node in order:
         if node.is_const:
-            constant.add(id(node))
-        elif node.op is not None and all(id(i) in constant for i in node.inputs):
+            values[id(node)] = node.value
+        elif node.op is not None and all(id(i) in values for i in node.inputs):
             biggest = max((i.size for i in node.inputs), default=1)
             if node.size <= max(biggest, 1):
-                constant.add(id(node))
-                foldable.append(node)
-    if not foldable:
+                value = node.op.compute(*[values[id(i)] for i in node.inputs])
+                value = np.array(value, dtype=node.dtype).reshape(node.shape)
+                values[id(node)] = value
+                new[id(node)] = const(value)
+    if not new:
         return list(outputs)
-    values = CompiledFunction(foldable, [], optimize=False)()
-    new: dict[int, Expr] = {id(n): const(np.asarray(v, dtype=n.dtype).reshape(n.shape))
-                            for n, v in zip(foldable, values)}
     for node in order:
         if id(node) in new or node.op is None:
             continue

@@ -14,7 +14,7 @@ import numpy as np
 from ..errors import ShapeError, SymdiffError
 from ..graph import Expr, _make_var, as_expr, const, free_vars, substitute
 from ..grad import grad
-from ..lower.numpy import CompiledFunction
+from ..compiler import CompiledFunction
 from .. import ops
 
 DEFAULT_EPS = 6e-6       # about cbrt(machine epsilon): balances truncation and rounding

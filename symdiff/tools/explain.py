@@ -17,7 +17,7 @@ import numpy as np
 from ..graph import Expr, as_expr, const, toposort
 from ..grad import _depends_on, backprop
 from .inspect import bounded_infix, node_names
-from ..lower.numpy import CompiledFunction
+from ..compiler import CompiledFunction
 
 
 @dataclass

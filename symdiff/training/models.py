@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import ops
 from ..graph import Expr, var
-from ..lower.numpy import compile_grad
+from ..compiler import compile_grad
 
 XOR_X = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
 XOR_Y = np.array([0.0, 1.0, 1.0, 0.0])

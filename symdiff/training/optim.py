@@ -34,6 +34,7 @@ from typing import Callable, Mapping, Union
 import numpy as np
 
 from ..errors import ShapeError, SymdiffError, fmt_shape
+from ..inputs import numeric_array
 
 __all__ = [
     "Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "OptimizerError",
@@ -185,16 +186,8 @@ def _check_eps(value) -> float:
 
 
 def _as_float_array(value, name: str, what: str) -> np.ndarray:
-    try:
-        arr = np.asarray(value)
-    except Exception as exc:  # any conversion failure is the user's input
-        raise OptimizerError(f"{what} {name!r}: cannot convert {type(value).__name__} to an "
-                             f"array ({exc})") from None
-    if arr.dtype.kind == "f":
-        return arr
-    if arr.dtype.kind in "biu":
-        return arr.astype(np.float64)
-    raise OptimizerError(f"{what} {name!r}: expected a float array, got dtype {arr.dtype}")
+    arr = numeric_array(value, f"{what} {name!r}", "a float array", OptimizerError)
+    return arr if arr.dtype.kind == "f" else arr.astype(np.float64)
 
 
 class Optimizer:

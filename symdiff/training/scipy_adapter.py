@@ -33,7 +33,8 @@ from .. import ops
 from ..errors import InputError, ShapeError, SymdiffError, fmt_shape
 from ..graph import Expr, _make_var, free_vars, lookup_variables
 from ..grad import grad
-from ..lower.numpy import CompiledFunction, check_input, compile_grad
+from ..compiler import CompiledFunction, compile_grad
+from ..inputs import check_input
 
 __all__ = ["scipy_objective", "ScipyObjective"]
 

@@ -35,7 +35,8 @@ import numpy as np
 
 from ..errors import InputError, ShapeError, SymdiffError, fmt_shape
 from ..graph import Expr, free_vars, substitute, var
-from ..lower.numpy import compile_grad, numeric_array
+from ..compiler import compile_grad
+from ..inputs import numeric_array
 
 __all__ = ["fit", "History", "TrainingError"]
 
