@@ -50,7 +50,7 @@ NAMES = (
     "exp", "log", "log1p", "expm1", "sqrt", "square", "abs", "sin", "cos", "tan", "tanh",
     "sigmoid", "softplus", "maximum", "minimum", "floor", "round", "sign", "where", "clip",
     # reductions and units over an axis
-    "sum", "mean", "max", "min", "prod", "logsumexp", "argmax", "softmax", "log_softmax",
+    "sum", "mean", "max", "min", "prod", "logsumexp", "norm", "argmax", "softmax", "log_softmax",
     # shape, linear algebra, gather/scatter
     "transpose", "reshape", "broadcast_to", "concatenate", "stack", "take", "scatter_add",
     "index_add", "getitem", "dot", "outer", "asarray",
@@ -366,6 +366,24 @@ class ArrayAPINamespace:
         top = xp.max(x, axis=axis, keepdims=True)
         top = xp.where(xp.isfinite(top), top, xp.asarray(0, dtype=x.dtype))
         out = xp.log(xp.sum(xp.exp(x - top), axis=axis, keepdims=True)) + top
+        if not keepdims and x.ndim:
+            axes = tuple(range(x.ndim)) if axis is None else (
+                (axis,) if isinstance(axis, int) else tuple(axis))
+            out = xp.squeeze(out, axis=axes)
+        return out
+
+    def norm(self, x, axis=None, keepdims=False):
+        """sqrt(sum(x^2)) scaled by m = max|x| (as kernels.norm): no under- or overflow."""
+        xp = self.xp
+        x = self._float(x)
+        if math.prod(x.shape) == 0:
+            return xp.sqrt(xp.sum(x * x, axis=axis, keepdims=keepdims))
+        magnitude = xp.abs(x)
+        top = xp.max(magnitude, axis=axis, keepdims=True)
+        one = xp.asarray(1, dtype=x.dtype)
+        scale = xp.where((top > 0) & xp.isfinite(top), top, one)
+        scaled = magnitude / scale
+        out = scale * xp.sqrt(xp.sum(scaled * scaled, axis=axis, keepdims=True))
         if not keepdims and x.ndim:
             axes = tuple(range(x.ndim)) if axis is None else (
                 (axis,) if isinstance(axis, int) else tuple(axis))

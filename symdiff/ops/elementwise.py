@@ -72,8 +72,9 @@ Exp = unary("exp", "xp.exp({x})", lambda x, out, g: g * out, "e^x; derivative e^
 Log = unary("log", "xp.log({x})", lambda x, out, g: g / x, "natural log; derivative 1/x")
 Log1p = unary("log1p", "xp.log1p({x})", lambda x, out, g: g / (1 + x),
               "log(1 + x), accurate near 0; derivative 1/(1 + x)")
-Expm1 = unary("expm1", "xp.expm1({x})", lambda x, out, g: g * (out + 1),
-              "e^x - 1, accurate near 0; derivative e^x = out + 1")
+# e^x, not out + 1: out + 1 cancels to 0 for x < -37 (expm1'(-40) = 4.2e-18, not 0)
+Expm1 = unary("expm1", "xp.expm1({x})", lambda x, out, g: g * exp(x),
+              "e^x - 1, accurate near 0; derivative e^x (not out + 1, which cancels)")
 Sqrt = unary("sqrt", "xp.sqrt({x})", lambda x, out, g: g / (2 * out),
              "square root; derivative 1/(2 sqrt x) (reuses out)")
 Square = unary("square", "xp.square({x})", lambda x, out, g: g * (2 * x), "x^2; derivative 2x",
@@ -84,10 +85,15 @@ Sin = unary("sin", "xp.sin({x})", lambda x, out, g: g * cos(x), "sine; derivativ
 Cos = unary("cos", "xp.cos({x})", lambda x, out, g: -(g * sin(x)), "cosine; derivative -sin x")
 Tan = unary("tan", "xp.tan({x})", lambda x, out, g: g * (1 + square(out)),
             "tangent; derivative 1 + tan^2 x (reuses out)")
-Tanh = unary("tanh", "xp.tanh({x})", lambda x, out, g: g * (1 - square(out)),
-             "hyperbolic tangent; derivative 1 - tanh^2 x (reuses out)")
-Sigmoid = unary("sigmoid", "xp.sigmoid({x})", lambda x, out, g: g * (out * (1 - out)),
-                "logistic 1/(1 + e^-x), computed without overflow; derivative s(1 - s)")
+# 1 - tanh^2 x = 1/cosh^2 x = 4 s(2x) s(-2x), s = sigmoid: no cancellation where tanh x
+# rounds to +-1 (tanh'(19.5) = 1.1e-16, not 0), and built from symdiff ops, so it differentiates
+Tanh = unary("tanh", "xp.tanh({x})", lambda x, out, g: g * (4 * (sigmoid(2 * x)
+                                                                   * sigmoid(-2 * x))),
+             "hyperbolic tangent; derivative 1 - tanh^2 x = 4 sigmoid(2x) sigmoid(-2x)")
+# s(x)(1 - s(x)) = s(x) s(-x): 1 - s cancels for large x, s(-x) keeps relative precision
+Sigmoid = unary("sigmoid", "xp.sigmoid({x})", lambda x, out, g: g * (out * sigmoid(-x)),
+                "logistic 1/(1 + e^-x), computed without overflow; derivative "
+                "s(x)(1 - s(x)) = s(x) s(-x) (reuses out)")
 Softplus = unary("softplus", "xp.softplus({x})", lambda x, out, g: g * sigmoid(x),
                  "log(1 + e^x), computed without overflow; derivative sigmoid(x)")
 Relu = unary("relu", "xp.maximum({x}, 0)",
@@ -229,7 +235,8 @@ class Divide(Binary):
 
 class Power(Binary):
     """a ** b; gradients g b a^(b-1) and g a^b log(a). At a = 0 the second is taken as 0 (the
-    limit for b > 0, as JAX does); for a < 0 it is nan."""
+    limit for b > 0, as JAX does); for a < 0 it is nan. Where b = 0 the first is 0 (even at
+    a = 0, as autograd)."""
 
     name, symbol, precedence, lowering = "power", "**", PREC_POW, "{a} ** {b}"
 
@@ -242,7 +249,12 @@ class Power(Binary):
 
     def bprop(self, inputs, out, g):
         a, b = inputs
-        b_minus_1 = const(b.value - 1) if b.is_const else b - 1
+        # d/da = b a^(b-1), with the exponent 1 where b = 0 (as autograd): there the derivative
+        # is 0, and 0 * 0^-1 would be nan at a = 0
+        if b.is_const:
+            b_minus_1 = const(np.where(b.value != 0, b.value - 1, 1).astype(b.dtype))
+        else:
+            b_minus_1 = where(b != 0, b - 1, 1)
         safe_base = where(a == 0, 1, a)  # log(1) = 0: no 0 * -inf at a zero base
         return [g * (b * power(a, b_minus_1)), g * (out * log(safe_base))]
 
