@@ -16,7 +16,7 @@ import numpy as np
 
 from ..graph import Expr, as_expr, const, toposort
 from ..grad import _depends_on, backprop
-from .inspect import bounded_infix, node_names
+from .inspect import bounded_infix, dot_escape, dot_id, node_names
 from ..lower.numpy import CompiledFunction
 
 
@@ -103,20 +103,22 @@ class Explanation:
                  '  node [fontname="Helvetica", fontsize=11, shape=box, style=rounded];']
         for n in self.nodes:
             grey = ', color="#bbbbbb", fontcolor="#999999"' if n.pruned else ""
-            grad = f"\\ngrad {fmt(n.gradient)}" if n.gradient is not None else ""
-            label = f"{n.text}\\n= {fmt(n.value)}{grad}".replace('"', '\\"')
-            lines.append(f'  {n.name} [label="{label}"{grey}];')
+            grad = f"\ngrad {fmt(n.gradient)}" if n.gradient is not None else ""
+            label = dot_escape(f"{n.text}\n= {fmt(n.value)}{grad}")
+            lines.append(f'  {dot_id(n.name)} [label="{label}"{grey}];')
         crossed = {(e.input, e.consumer): e for e in self.edges}
         for n in self.nodes:
             for src in n.inputs_names:
                 e = crossed.get((src, n.name))
-                value = fmt(self._by_name[src].value)
+                value = dot_escape(fmt(self._by_name[src].value), html=True)
+                edge = f"  {dot_id(src)} -> {dot_id(n.name)}"
                 if e is None:
-                    lines.append(f'  {src} -> {n.name} [label=<<font color="#2e7d32">{value}'
+                    lines.append(f'{edge} [label=<<font color="#2e7d32">{value}'
                                  f'</font>>, color="#bbbbbb"];')
                 else:
-                    lines.append(f'  {src} -> {n.name} [label=<<font color="#2e7d32">{value}'
-                                 f'</font><br/><font color="#c62828">{fmt(e.downstream)}</font>>];')
+                    downstream = dot_escape(fmt(e.downstream), html=True)
+                    lines.append(f'{edge} [label=<<font color="#2e7d32">{value}</font><br/>'
+                                 f'<font color="#c62828">{downstream}</font>>];')
         lines.append("}")
         return "\n".join(lines)
 

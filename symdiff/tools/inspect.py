@@ -172,9 +172,24 @@ def pretty(*exprs: Expr) -> str:
 # ---------------------------------------------------------------------------------------------
 # DOT
 # ---------------------------------------------------------------------------------------------
-def _dot_escape(text: str) -> str:
-    """Quotes escaped for a DOT string (labels hold no other special characters)."""
-    return text.replace('"', '\\"')
+_HTML_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "\n": "<br/>"}
+_QUOTED_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\n"}
+
+
+def dot_escape(text, html: bool = False) -> str:
+    """Any text (a name, a value, a label) made safe inside DOT output, the one place that
+    does so. ``html=False``: the body of a quoted string (``"..."``), where backslash and quote
+    are escaped and a newline becomes DOT's ``\\n`` line break. ``html=True``: the text of an
+    HTML-like label (``<...>``), where ``& < > "`` become entities and a newline ``<br/>``.
+    Escaping goes character by character, so no text can close the string or the label."""
+    table = _HTML_ENTITIES if html else _QUOTED_ESCAPES
+    return "".join(table.get(ch, ch) for ch in str(text))
+
+
+def dot_id(name: str) -> str:
+    """A node name as a quoted DOT ID (so a variable named ``node`` or ``edge`` is no
+    keyword)."""
+    return f'"{dot_escape(name)}"'
 
 
 def _layer(name: str) -> str | None:
@@ -197,7 +212,7 @@ def to_dot(*exprs: Expr) -> str:
              '  node [fontname="Helvetica", fontsize=11];',
              '  edge [color="#555555", arrowsize=0.6];']
     for node in order:
-        name = names[id(node)]
+        name = dot_id(names[id(node)])
         if node.is_var:
             label, style = node.name, 'shape=ellipse, style=filled, fillcolor="#dbe9f6"'
             layer = _layer(node.name)
@@ -207,19 +222,19 @@ def to_dot(*exprs: Expr) -> str:
             label, style = const_text(node), 'shape=plaintext, fontcolor="#666666"'
         else:
             extra = node.op.params_text()
-            label = node.op.name + (f"\\n{extra}" if extra else "")
+            label = node.op.name + (f"\n{extra}" if extra else "")
             if node.role == "grad":
                 style = 'shape=box, style="rounded,filled", fillcolor="#fde2c8", color="#d9822b"'
             else:
                 style = 'shape=box, style="rounded,filled", fillcolor="#eeeeee"'
             groups["grad" if node.role == "grad" else "forward"].append(name)
         if node.label:
-            label += f"\\n{node.label}"
+            label += f"\n{node.label}"
         if node.shape:
-            label += f"\\n{fmt_shape(node.shape)}"
+            label += f"\n{fmt_shape(node.shape)}"
         if id(node) in outputs:
             style += ", peripheries=2"
-        lines.append(f'  {name} [label="{_dot_escape(label)}", {style}];')
+        lines.append(f'  {name} [label="{dot_escape(label)}", {style}];')
     for key, title, colour in (("forward", "forward", "#999999"),
                                ("grad", "gradient (added by build_grad)", "#d9822b")):
         if groups[key]:
@@ -231,7 +246,7 @@ def to_dot(*exprs: Expr) -> str:
     for node in order:
         for inp in node.inputs:
             edge = ' [color="#d9822b"]' if node.role == "grad" else ""
-            lines.append(f"  {names[id(inp)]} -> {names[id(node)]}{edge};")
+            lines.append(f"  {dot_id(names[id(inp)])} -> {dot_id(names[id(node)])}{edge};")
     lines.append("}")
     return "\n".join(lines)
 
