@@ -14,9 +14,9 @@ from typing import Sequence
 import numpy as np
 
 from .errors import (DisconnectedInputError, DTypeError, ShapeError, SymdiffError,
-                     UndefinedGradientError, fmt_shape)
-from .graph import (Expr, _make_var, as_expr, const, grad_context, paused_gc, toposort,
-                    variables_of)
+                     UndefinedGradientError, expect_choice, fmt_shape)
+from .graph import (Expr, _make_var, as_expr, const, expect_expr, expect_exprs, grad_context,
+                    paused_gc, toposort, variables_of)
 from . import ops
 
 
@@ -182,8 +182,8 @@ def grad(y: Expr, wrt, disconnected: str = "zero"):
     if y.shape != ():
         raise ShapeError(f"grad: the output must be a scalar, got shape {fmt_shape(y.shape)}; "
                          f"use vjp or jacobian for non-scalar outputs")
-    single = isinstance(wrt, Expr)
-    wrt_list = [wrt] if single else list(wrt)
+    wrt_list, single = expect_exprs(wrt, "wrt", "grad")
+    expect_choice(disconnected, "disconnected", "grad", ("zero", "raise"))
     grads = _gradients(y, wrt_list, const(np.ones((), dtype=y.dtype)), disconnected)
     return grads[0] if single else grads
 
@@ -195,14 +195,15 @@ def vjp(y: Expr, x, u):
     if u.shape != y.shape:
         raise ShapeError(f"vjp: u has shape {fmt_shape(u.shape)} but y has shape "
                          f"{fmt_shape(y.shape)}")
-    single = isinstance(x, Expr)
-    grads = _gradients(y, [x] if single else list(x), u, "zero")
+    x_list, single = expect_exprs(x, "x", "vjp")
+    grads = _gradients(y, x_list, u, "zero")
     return grads[0] if single else grads
 
 
 def jacobian(y: Expr, x: Expr) -> Expr:
     """The Jacobian, shape ``y.shape + x.shape``: one vjp per output entry (row), stacked."""
     y = as_expr(y)
+    expect_expr(x, "x", "jacobian")
     if y.shape == ():
         return grad(y, x)
     flat = ops.reshape(y, (y.size,))
@@ -214,12 +215,14 @@ def jacobian(y: Expr, x: Expr) -> Expr:
 
 def hessian(y: Expr, x: Expr) -> Expr:
     """The Hessian of scalar ``y``, shape ``x.shape + x.shape`` (the Jacobian of the gradient)."""
+    expect_expr(x, "x", "hessian")
     return jacobian(grad(y, x), x)
 
 
 def hvp(y: Expr, x: Expr, v) -> Expr:
     """Hessian-vector product ``H v`` by reverse-over-reverse, ``grad(<grad(y, x), v>, x)``,
     never forming H (Goodfellow 6.5.10). ``v`` has ``x``'s shape."""
+    expect_expr(x, "x", "hvp")
     v = as_expr(v, like=x)
     if v.shape != x.shape:
         raise ShapeError(f"hvp: v has shape {fmt_shape(v.shape)} but x has shape "
@@ -244,6 +247,7 @@ def jvp(y: Expr, x: Expr, v) -> Expr:
     undefined tangent, an error only if a consumer actually uses it (a mask feeding where's
     condition, or anything under stop_gradient, is fine)."""
     y = as_expr(y)
+    expect_expr(x, "x", "jvp")
     v = as_expr(v, like=x)
     if v.shape != x.shape:
         raise ShapeError(f"jvp: v has shape {fmt_shape(v.shape)} but x has shape "

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import SymdiffError
-from ..graph import Expr, apply, const, normalize_dtype, normalize_shape, toposort, var
+from ..errors import SymdiffError, expect_path
+from ..graph import (Expr, apply, const, expect_exprs, normalize_dtype, normalize_shape, toposort,
+                     var)
 from ..ops.base import REGISTRY
 
 FORMAT = "symdiff-graph"
@@ -175,6 +176,8 @@ def loads(text: str):
 
 def save(exprs, path) -> Path:
     """Write ``exprs`` (one Expr or a list) to ``path`` as JSON; returns the path."""
+    expect_exprs(exprs, "exprs", "save")
+    expect_path(path, "path", "save")
     path = Path(path)
     path.write_text(dumps(exprs), encoding="utf-8")
     return path
@@ -182,6 +185,7 @@ def save(exprs, path) -> Path:
 
 def load(path):
     """Read graph(s) written by :func:`save` (one Expr or a list, as saved)."""
+    expect_path(path, "path", "load")
     path = Path(path)
     if path.stat().st_size > MAX_FILE_BYTES:
         raise GraphFileError(f"{path} is larger than {MAX_FILE_BYTES} bytes")

@@ -19,8 +19,10 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import InputError, NonFiniteError, SymdiffError, fmt_shape
-from ..graph import Expr, as_expr, lookup_variables, paused_gc, toposort, variables_of
+from ..errors import (InputError, NonFiniteError, SymdiffError, argument_error, expect_bool,
+                      expect_choice, fmt_shape)
+from ..graph import (Expr, as_expr, expect_exprs, lookup_variables, paused_gc, toposort,
+                     variables_of)
 from ..tools.inspect import bounded_infix, infix_short
 from ..ops.kernels import math_namespace, numpy_namespace
 from .tape import TAPE_THRESHOLD, Tape
@@ -539,8 +541,18 @@ def compile(outputs, inputs=None, optimize: bool = True,  # noqa: A001 (API name
     >>> f = sd.compile(sd.var("x") * 2.0); float(f(3.0))
     6.0
     """
+    _check_options("compile", optimize, check_finite, backend)
+    if not isinstance(outputs, (Expr, list, tuple)):
+        raise argument_error("compile", "outputs", "an Expr or a list of them", outputs)
     return CompiledFunction(outputs, inputs, optimize, check_finite=check_finite,
                             backend=backend)
+
+
+def _check_options(function: str, optimize, check_finite, backend) -> None:
+    if not (isinstance(optimize, str) and optimize == "always"):
+        expect_bool(optimize, "optimize", function)
+    expect_bool(check_finite, "check_finite", function)
+    expect_choice(backend, "backend", function, ("numpy", "array_api"))
 
 
 class GradFunction(CompiledFunction):
@@ -567,4 +579,6 @@ def compile_grad(loss: Expr, wrt, inputs=None, optimize: bool = True,
                  check_finite: bool = False, backend: str = "numpy") -> GradFunction:
     """Compile ``loss`` and its gradients w.r.t. ``wrt``: the callable returns
     ``(value, grads)``, ``grads`` a tuple in ``wrt`` order (options as :func:`compile`)."""
+    _check_options("compile_grad", optimize, check_finite, backend)
+    expect_exprs(wrt, "wrt", "compile_grad")
     return GradFunction(loss, wrt, inputs, optimize, check_finite, backend)

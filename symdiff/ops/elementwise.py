@@ -441,6 +441,9 @@ class Hardtanh(Op):
         return [where(x > self.lo, where(x < self.hi, g, 0), 0)]
 
 
+_FLOAT_MAX = float(np.finfo(np.float64).max)
+
+
 def hardtanh(x, lo=-1.0, hi=1.0) -> Expr:
     """Hard tanh, max(lo, min(hi, x)) (Goodfellow 6.3.3); ``lo`` and ``hi`` are numbers (use
     ``clip`` for expression bounds)."""
@@ -449,6 +452,8 @@ def hardtanh(x, lo=-1.0, hi=1.0) -> Expr:
                                                               np.floating)):
             raise DTypeError(f"hardtanh: lo and hi must be numbers, got {bound!r}; use "
                              f"clip(x, lo, hi) for expression bounds")
+        if isinstance(bound, (int, np.integer)) and not -_FLOAT_MAX <= bound <= _FLOAT_MAX:
+            raise DTypeError(f"hardtanh: the bound {bound} is too large for a float")
     return apply(Hardtanh(lo, hi), (as_expr(x),))
 
 

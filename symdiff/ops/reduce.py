@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ShapeError
+from ..errors import ShapeError, expect_bool
 from ..graph import Expr, apply, as_expr, const
 from .base import Op, float_dtype, normalize_axis
 from .elementwise import equal, exp, stop_gradient, where
@@ -182,7 +182,7 @@ def _reduction(cls):
     def reduce(x, axis=None, keepdims=False) -> Expr:
         x = as_expr(x)
         axes = normalize_axis(axis, x.ndim, cls.name, x.shape)
-        return apply(cls(axes, keepdims), (x,))
+        return apply(cls(axes, expect_bool(keepdims, "keepdims", cls.name)), (x,))
     reduce.__name__ = reduce.__qualname__ = cls.name
     reduce.__doc__ = f"{cls.__doc__}\n\n``{cls.name}(x, axis=None, keepdims=False)``"
     return reduce
@@ -199,6 +199,7 @@ logsumexp = _reduction(Logsumexp)
 def norm(x, axis=None, keepdims=False) -> Expr:
     """L2 norm (Frobenius for a matrix when ``axis`` is None)."""
     x = as_expr(x)
+    keepdims = expect_bool(keepdims, "keepdims", "norm")
     return apply(Norm(normalize_axis(axis, x.ndim, "norm", x.shape), keepdims), (x,))
 
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..graph import Expr, as_expr, const, toposort
+from ..errors import InputError, SymdiffError, expect_mapping
+from ..graph import Expr, as_expr, const, expect_exprs, toposort
 from ..grad import _depends_on, backprop
 from .inspect import bounded_infix, dot_escape, dot_id, node_names
 from ..lower.numpy import CompiledFunction
@@ -140,7 +141,8 @@ def explain(y: Expr, wrt, at: dict) -> Explanation:
     [2.0, 5.0, 0.0]
     """
     y = as_expr(y)
-    wrt_list = [wrt] if isinstance(wrt, Expr) else list(wrt)
+    wrt_list, _ = expect_exprs(wrt, "wrt", "explain")
+    expect_mapping(at, "at", "explain")
     order = toposort([y])
     needed = _depends_on(order, wrt_list)
     recorded = []  # (consumer, position, g, contribution, local)
@@ -158,6 +160,15 @@ def explain(y: Expr, wrt, at: dict) -> Explanation:
         symbolic += [g, contribution] + ([local] if local is not None else [])
     symbolic += [table[id(n)] for n in graph_nodes if id(n) in table]
     variables = [n for n in order if n.is_var]
+    in_graph = {id(n) for n in order}
+    outside = [w for w in wrt_list if not w.is_var and id(w) not in in_graph]
+    if outside:
+        raise SymdiffError(f"explain: wrt holds {outside[0]!r}, which is neither a variable "
+                           f"nor a node of y's graph")
+    missing = [v.name for v in variables if v.name not in at]
+    if missing:
+        raise InputError(f"explain: at gives no value for {missing} (the graph's variables: "
+                         f"{sorted(v.name for v in variables)})")
     values = CompiledFunction(symbolic, variables)(**{v.name: at[v.name] for v in variables})
     value_of = {}
     for node, value in zip(symbolic, values):

@@ -16,7 +16,7 @@ import re
 import numpy as np
 
 from ..errors import fmt_shape
-from ..graph import Expr, toposort
+from ..graph import Expr, expect_expr, toposort
 from ..ops.base import PREC_ATOM, PREC_MUL, PREC_POW, PREC_UNARY
 
 INFIX_TREE_LIMIT = 3000  # expanded tree size beyond which str() summarizes
@@ -138,6 +138,11 @@ def node_names(order) -> dict[int, str]:
     return names
 
 
+def _expect_each(exprs: tuple, function: str) -> None:
+    for position, expr in enumerate(exprs, 1):
+        expect_expr(expr, f"argument {position}", function)
+
+
 def pretty(*exprs: Expr) -> str:
     """One line per node in topological order: SSA name, op and inputs, shape and dtype;
     gradient nodes marked ``[grad]``, gradient results named ``g_W`` with ``# dJ/dW``.
@@ -148,6 +153,7 @@ def pretty(*exprs: Expr) -> str:
         t0 = sin(x)                                   # () float64
     return t0
     """
+    _expect_each(exprs, "pretty")
     order = toposort(exprs)
     names = node_names(order)
     lines = []
@@ -203,6 +209,7 @@ def to_dot(*exprs: Expr) -> str:
     cluster, the nodes build_grad added in another colour beside it; inputs as ellipses
     (grouped per layer when names end in a layer number, e.g. W1, b1), constants as plain text,
     outputs with a double border."""
+    _expect_each(exprs, "to_dot")
     order = toposort(exprs)
     names = node_names(order)
     outputs = {id(e) for e in exprs}
@@ -322,6 +329,7 @@ def _tensor_latex(expr: Expr) -> str:
 def to_latex(expr: Expr) -> str:
     """LaTeX of ``expr``: through SymPy for scalar graphs, else matrix-calculus notation
     (``W x + b``, ``\\delta x^\\top``, ``\\odot`` for elementwise products)."""
+    expect_expr(expr, "expr", "to_latex")
     if all(n.shape == () for n in toposort([expr])):
         import sympy
         from ..interop.sympy_io import to_sympy
