@@ -163,7 +163,7 @@ def normalize_shape(shape, what: str = "shape") -> tuple:
     try:
         dims = tuple(int(d) for d in shape)
         ok = all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) for d in shape)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf)
         raise ShapeError(f"{what} must be a tuple of ints, got {shape!r}") from None
     if not ok or any(d < 0 for d in dims):
         raise ShapeError(f"{what} must be a tuple of non-negative ints, got {shape!r}")

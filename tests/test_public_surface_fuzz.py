@@ -36,7 +36,7 @@ from conftest import scaled
 
 pytestmark = pytest.mark.slow
 
-CALLS = scaled(6_000, 60_000, env="SYMDIFF_FUZZ_CALLS")
+CALLS = scaled(20_000, 200_000, env="SYMDIFF_FUZZ_CALLS")
 SEED = int(os.environ.get("SYMDIFF_FUZZ_SEED", "20261204"))
 PATH_FUNCTIONS = {"save", "load", "render"}
 TIME_LIMIT = 5.0  # seconds per call (fit with epochs=2**31 would run, correctly, for ages)
@@ -255,3 +255,35 @@ def test_the_fuzz_covers_the_public_surface():
                  "explain", "fit", "parse", "reshape", "var", "const", "exp", "render"):
         assert name in functions
     assert len(functions) >= 65
+
+
+def _cases(tmp_path):
+    x, s = sd.var("x", (3,)), sd.var("s")
+    y = sd.sum(x * s)
+    return [
+        ("compile(None)", lambda: sd.compile(None), "outputs"),
+        ("grad(y, None)", lambda: sd.grad(y, None), "wrt"),
+        ("grad(y, x, disconnected=1)", lambda: sd.grad(y, x, disconnected=1), "disconnected"),
+        ("pretty(None)", lambda: sd.pretty(None), "argument 1"),
+        ("to_latex(3)", lambda: sd.to_latex(3), "expr"),
+        ("save(None, p)", lambda: sd.save(None, tmp_path / "f.json"), "exprs"),
+        ("save(y, None)", lambda: sd.save(y, None), "path"),
+        ("load(3)", lambda: sd.load(3), "path"),
+        ("check_grad(y, x, None)", lambda: sd.check_grad(y, x, None), "at"),
+        ("check_grad(..., eps=-1)", lambda: sd.check_grad(y, x, {"x": np.ones(3), "s": 1.0},
+                                                          eps=-1.0), "eps"),
+        ("explain without s", lambda: sd.explain(y, x, {"x": np.ones(3)}), "'s'"),
+        ("x[2**63]", lambda: x[2 ** 63], "does not fit"),
+        ("reshape([1, 2], (3, 1))", lambda: sd.reshape([1, 2], (3, 1)), "(3, 1)"),
+        ("sum(x, keepdims=[1])", lambda: sd.sum(x, keepdims=np.ones(3)), "keepdims"),
+        ("compile(y, optimize='no')", lambda: sd.compile(y, optimize="no"), "optimize"),
+        ("hessian(y, 'x')", lambda: sd.hessian(y, "x"), "x"),
+        ("free_vars(3)", lambda: sd.free_vars(3), "expr"),
+    ]
+
+
+def test_the_reported_cases_name_their_argument(tmp_path):
+    for label, call, named in _cases(tmp_path):
+        with pytest.raises(sd.SymdiffError) as info:
+            call()
+        assert named in str(info.value), (label, str(info.value))
