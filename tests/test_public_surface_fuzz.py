@@ -243,6 +243,7 @@ def test_public_surface_raises_only_symdiff_errors(tmp_path, monkeypatch, robust
     robustness_tally["public-surface fuzz calls"] += CALLS
     robustness_tally["public-surface fuzz: functions and operators"] = len(names)
     robustness_tally["public-surface fuzz: bare exceptions"] += sum(kinds.values())
+    robustness_tally["public-surface fuzz: calls past the time limit"] += slow
     assert slow <= CALLS // 500, f"{slow} calls ran past {TIME_LIMIT} s"
     assert not bare, (f"{sum(kinds.values())} bare exceptions in {CALLS} calls, from "
                       f"{len(culprits)} of {len(names)} functions/operators "
