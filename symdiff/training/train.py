@@ -42,7 +42,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from ..errors import InputError, ShapeError, SymdiffError, fmt_shape
+from ..errors import InputError, ShapeError, SymdiffError, expect_bool, fmt_shape
 from ..graph import Expr, free_vars, substitute, var
 from ..lower.numpy import compile_grad, numeric_array
 
@@ -245,6 +245,7 @@ def fit(loss: Expr, params: Mapping[str, np.ndarray], data: Mapping[str, np.ndar
         raise SymdiffError(f"fit: optimizer must have a step(params, grads) method, got "
                            f"{optimizer!r}")
     epochs = _check_count(epochs, "epochs", 0)
+    catch_interrupt = expect_bool(catch_interrupt, "catch_interrupt", "fit")
     if callback is not None and not callable(callback):
         raise SymdiffError(f"fit: callback must be callable, got {callback!r}")
     fixed = {} if fixed is None else fixed
