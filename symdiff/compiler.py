@@ -17,9 +17,10 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import NonFiniteError, SymdiffError
+from .errors import NonFiniteError, SymdiffError, argument_error, expect_bool, expect_choice
 from .grad import gradient_labels
-from .graph import Expr, as_expr, lookup_variables, paused_gc, toposort, variables_of
+from .graph import (Expr, as_expr, expect_exprs, lookup_variables, paused_gc, toposort,
+                    variables_of)
 from .inputs import bind, check_foreign_input, check_input
 from .lower.numpy import generate
 from .lower.scalar import Fallback, scalar_function
@@ -207,8 +208,18 @@ def compile(outputs, inputs=None, optimize: bool = True,  # noqa: A001 (API name
     >>> f = sd.compile(sd.var("x") * 2.0); float(f(3.0))
     6.0
     """
+    _check_options("compile", optimize, check_finite, backend)
+    if not isinstance(outputs, (Expr, list, tuple)):
+        raise argument_error("compile", "outputs", "an Expr or a list of them", outputs)
     return CompiledFunction(outputs, inputs, optimize, check_finite=check_finite,
                             backend=backend)
+
+
+def _check_options(function: str, optimize, check_finite, backend) -> None:
+    if not (isinstance(optimize, str) and optimize == "always"):
+        expect_bool(optimize, "optimize", function)
+    expect_bool(check_finite, "check_finite", function)
+    expect_choice(backend, "backend", function, ("numpy", "array_api"))
 
 
 class GradFunction(CompiledFunction):
@@ -242,4 +253,6 @@ def compile_grad(loss: Expr, wrt, inputs=None, optimize: bool = True,
     >>> float(value), float(ga), float(gb)
     (18.0, 12.0, 9.0)
     """
+    _check_options("compile_grad", optimize, check_finite, backend)
+    expect_exprs(wrt, "wrt", "compile_grad")
     return GradFunction(loss, wrt, inputs, optimize, check_finite, backend)

@@ -19,8 +19,9 @@ from typing import Sequence
 import numpy as np
 
 from .errors import (DisconnectedInputError, DTypeError, ShapeError, SymdiffError,
-                     UndefinedGradientError, fmt_shape)
-from .graph import Expr, _make_var, as_expr, const, paused_gc, toposort, variables_of
+                     UndefinedGradientError, expect_choice, fmt_shape)
+from .graph import (Expr, _make_var, as_expr, const, expect_expr, expect_exprs, paused_gc,
+                    toposort, variables_of)
 from . import ops
 
 
@@ -259,8 +260,8 @@ def grad(y: Expr, wrt, disconnected: str = "zero"):
     if y.shape != ():
         raise ShapeError(f"grad: the output must be a scalar, got shape {fmt_shape(y.shape)}; "
                          f"use vjp or jacobian for non-scalar outputs")
-    single = isinstance(wrt, Expr)
-    wrt_list = [wrt] if single else list(wrt)
+    wrt_list, single = expect_exprs(wrt, "wrt", "grad")
+    expect_choice(disconnected, "disconnected", "grad", ("zero", "raise"))
     grads = _gradients(y, wrt_list, const(np.ones((), dtype=y.dtype)), disconnected)
     return grads[0] if single else grads
 
@@ -278,8 +279,8 @@ def vjp(y: Expr, x, u):
     if u.shape != y.shape:
         raise ShapeError(f"vjp: u has shape {fmt_shape(u.shape)} but y has shape "
                          f"{fmt_shape(y.shape)}")
-    single = isinstance(x, Expr)
-    grads = _gradients(y, [x] if single else list(x), u, "zero")
+    x_list, single = expect_exprs(x, "x", "vjp")
+    grads = _gradients(y, x_list, u, "zero")
     return grads[0] if single else grads
 
 
@@ -293,6 +294,7 @@ def jacobian(y: Expr, x: Expr) -> Expr:
      [0. 8.]]
     """
     y = as_expr(y)
+    expect_expr(x, "x", "jacobian")
     if y.shape == ():
         return grad(y, x)
     flat = ops.reshape(y, (y.size,))
@@ -311,6 +313,7 @@ def hessian(y: Expr, x: Expr) -> Expr:
     [[ 6.  0.]
      [ 0. 12.]]
     """
+    expect_expr(x, "x", "hessian")
     return jacobian(grad(y, x), x)
 
 
@@ -324,6 +327,7 @@ def hvp(y: Expr, x: Expr, v) -> Expr:
     >>> print(sd.compile(Hv)(w=np.array([1.0, 2.0])))
     [ 6. 12.]
     """
+    expect_expr(x, "x", "hvp")
     v = as_expr(v, like=x)
     if v.shape != x.shape:
         raise ShapeError(f"hvp: v has shape {fmt_shape(v.shape)} but x has shape "
@@ -355,6 +359,7 @@ def jvp(y: Expr, x: Expr, v) -> Expr:
     [1. 0.]
     """
     y = as_expr(y)
+    expect_expr(x, "x", "jvp")
     v = as_expr(v, like=x)
     if v.shape != x.shape:
         raise ShapeError(f"jvp: v has shape {fmt_shape(v.shape)} but x has shape "

@@ -172,7 +172,7 @@ def normalize_shape(shape, what: str = "shape") -> tuple:
     try:
         dims = tuple(int(d) for d in shape)
         ok = all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) for d in shape)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf)
         raise ShapeError(f"{what} must be a tuple of ints, got {shape!r}") from None
     if not ok or any(d < 0 for d in dims):
         raise ShapeError(f"{what} must be a tuple of non-negative ints, got {shape!r}")
@@ -184,8 +184,8 @@ def normalize_shape(shape, what: str = "shape") -> tuple:
 def normalize_dtype(dtype) -> np.dtype:
     try:
         dt = np.dtype(dtype)
-    except TypeError:
-        raise DTypeError(f"unknown dtype {dtype!r}") from None
+    except (TypeError, ValueError, SyntaxError):  # NumPy parses some strings as Python
+        raise DTypeError(f"unknown dtype {dtype!r:.80}") from None
     if dt not in SUPPORTED_DTYPES:
         raise DTypeError(f"dtype {dt} is not supported; use one of "
                          f"{sorted(str(d) for d in SUPPORTED_DTYPES)}")
@@ -219,7 +219,7 @@ def const(value, dtype=None) -> Expr:
         return value
     try:
         arr = np.array(value, dtype=dtype)
-    except (TypeError, ValueError, OverflowError) as exc:
+    except (TypeError, ValueError, OverflowError, SyntaxError) as exc:  # SyntaxError: dtype text
         raise DTypeError(f"cannot make a constant of {value!r}: {exc}") from None
     if arr.dtype.kind == "u" and arr.size and arr.max() > np.iinfo(np.int64).max:
         raise DTypeError(f"constant {value!r} does not fit in int64")
@@ -321,8 +321,14 @@ def variables_of(order: Iterable[Expr]) -> list[Expr]:
 
 def lookup_variables(items, by_name: dict, who: str) -> list[Expr]:
     """The variables ``items`` name or are (``by_name``: the graph's variables by name);
-    InputError naming an unknown name, SymdiffError for anything that is not a variable."""
-    from .errors import InputError
+    InputError naming an unknown name, SymdiffError for anything that is not a variable.
+    ``items`` is one variable or name, or a list or tuple of them."""
+    from .errors import InputError, argument_error
+    if isinstance(items, (Expr, str)):
+        items = [items]
+    elif not isinstance(items, (list, tuple)):
+        raise argument_error(who, "the variables", "a variable, a name or a list of them",
+                             items)
     found = []
     for item in items:
         if isinstance(item, str):
@@ -337,6 +343,35 @@ def lookup_variables(items, by_name: dict, who: str) -> list[Expr]:
     return found
 
 
+def expect_expr(value, argument: str, function: str, variable: bool = False) -> Expr:
+    """``value`` if it is an Expr (a variable made by ``sd.var`` when ``variable``), else a
+    SymdiffError naming ``function`` and ``argument``."""
+    from .errors import argument_error
+    if not isinstance(value, Expr) or (variable and not value.is_var):
+        raise argument_error(function, argument, "a variable (sd.var)" if variable else
+                             "a symdiff expression (Expr)", value)
+    return value
+
+
+def expect_exprs(value, argument: str, function: str) -> tuple[list[Expr], bool]:
+    """``(list of Expr, single)`` for one Expr or a list (tuple, any iterable) of them
+    (``single`` is True for one); anything else is a SymdiffError naming ``function`` and
+    ``argument``."""
+    from collections.abc import Iterable, Mapping
+
+    from .errors import argument_error
+    if isinstance(value, Expr):
+        return [value], True
+    if (not isinstance(value, Iterable) or isinstance(value, (str, bytes, bytearray, Mapping))
+            or type(value).__module__ == "numpy"):
+        raise argument_error(function, argument, "an Expr or a list of them", value)
+    value = list(value)
+    for item in value:
+        if not isinstance(item, Expr):
+            raise argument_error(function, f"each of {argument}", "an Expr", item)
+    return list(value), False
+
+
 def free_vars(expr) -> list[Expr]:
     """The variables ``expr`` (one Expr or several) depends on, sorted by name.
 
@@ -345,7 +380,7 @@ def free_vars(expr) -> list[Expr]:
     >>> [v.name for v in sd.free_vars(b * sd.exp(a))]
     ['a', 'b']
     """
-    exprs = [expr] if isinstance(expr, Expr) else list(expr)
+    exprs, _ = expect_exprs(expr, "expr", "free_vars")
     return variables_of(toposort(exprs))
 
 

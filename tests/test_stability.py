@@ -187,17 +187,13 @@ def test_sigmoid_and_softplus_at_extremes(x):
     for optimize in (True, False):
         value, deriv = _value_and_derivative(sd.sigmoid(s), s, x, optimize)
         close(value, ref_sigmoid(X))
-        # absolute accuracy here; relative accuracy for large x is the xfail test below
+        # absolute accuracy here; relative accuracy for large x is the test below
         close(deriv, ref_sigmoid(X) * (1 - ref_sigmoid(X)), atol=1e-16)
         value, deriv = _value_and_derivative(sd.softplus(s), s, x, optimize)
         close(value, ref_softplus(X))
         close(deriv, ref_sigmoid(X))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug (precision): sigmoid's derivative is lowered as s * (1 - s), which cancels for large "
-    "x: relative error 4e-8 at x = 20 and 0 instead of 4.2e-18 at x = 40; "
-    "sigmoid(x) * sigmoid(-x) is exact"))
 @pytest.mark.parametrize("x", [20.0, 37.0, 40.0])
 def test_sigmoid_derivative_keeps_relative_precision_for_large_x(x):
     s = sd.var("s")
@@ -279,12 +275,10 @@ def test_norm_of_small_but_representable_vectors():
         close(g, [t / norm for t in mpf(v)])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: norm is lowered as sqrt(sum(square(x))) with no scaling, so entries below ~1e-154 "
-    "underflow (norm 0, gradient inf/nan) and above ~1e154 overflow (norm inf, gradient 0)"))
-@pytest.mark.parametrize("scale", [1e-160, 1e-200, 1e-300, 1e160, 1e200],
-                         ids=["1e-160", "1e-200", "1e-300", "1e160", "1e200"])
+@pytest.mark.parametrize("scale", [1e-160, 1e-200, 1e-300, 1e160, 1e200, 1e300],
+                         ids=["1e-160", "1e-200", "1e-300", "1e160", "1e200", "1e300"])
 def test_norm_without_underflow_or_overflow(scale):
+    # norm is computed scaled by max|x| (issue 10, item 14)
     x = sd.var("x", (3,))
     v = np.array([1.0, -2.0, 3.0]) * scale
     with quiet():
@@ -292,6 +286,60 @@ def test_norm_without_underflow_or_overflow(scale):
     norm = mpmath.sqrt(mpmath.fsum(t * t for t in mpf(v)))
     close(value, norm, rtol=1e-14)
     close(g, [t / norm for t in mpf(v)], rtol=1e-14)
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e300])
+def test_norm_with_axis_and_of_a_scalar_at_extreme_scales(scale):
+    x = sd.var("x", (2, 3))
+    v = np.array([[1.0, -2.0, 3.0], [0.0, 0.0, 0.0]]) * scale
+    with quiet():
+        value = sd.compile(sd.norm(x, axis=1))(v)
+        s = sd.var("s")
+        scalar = sd.compile([sd.norm(s), sd.grad(sd.norm(s), s)])(-scale)
+    close(value[0], mpmath.sqrt(mpmath.fsum(t * t for t in mpf(v[0]))), rtol=1e-14)
+    assert value[1] == 0.0
+    close(scalar, [abs(mpmath.mpf(scale)), -1], rtol=1e-14)
+    with quiet():
+        special = sd.compile(sd.norm(x, axis=1))(np.array([[np.inf, 1, 0], [np.nan, 1, 0]]))
+    assert special[0] == np.inf and np.isnan(special[1])
+
+
+# ---------------------------------------------------------------------------------------------
+# derivative forms without cancellation (issue 10, item 14)
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("x", [-40.0, -19.5, -3.0, 0.0, 0.5, 19.5, 40.0, 300.0])
+def test_tanh_derivative_keeps_relative_precision(x):
+    s = sd.var("s")
+    X = mpmath.mpf(x)
+    _, deriv = _value_and_derivative(sd.tanh(s), s, x)
+    close(deriv, 1 / mpmath.cosh(X) ** 2, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("x", [-700.0, -40.0, -1e-3, 0.0, 1e-8, 3.0, 700.0])
+def test_expm1_derivative_keeps_relative_precision(x):
+    s = sd.var("s")
+    _, deriv = _value_and_derivative(sd.expm1(s), s, x)
+    close(deriv, mpmath.exp(mpmath.mpf(x)), rtol=1e-14, atol=0)
+
+
+@pytest.mark.parametrize("logits", [[1e15, 1e15], [1e15, 1e15 + 0.125], [-1e300, 1e300]])
+def test_logsumexp_gradient_at_huge_equal_logits(logits):
+    x = sd.var("x", (2,))
+    with quiet():
+        _, (g,) = sd.compile_grad(sd.logsumexp(x), x)(np.array(logits))
+    close(g, ref_softmax(mpf(logits)), rtol=1e-14, atol=1e-300)
+
+
+def test_power_gradient_at_zero_base_and_zero_exponent():
+    # d/da a^b = b a^(b-1) is 0 where b = 0, even at a = 0 (autograd's convention), and the
+    # gradients of the gradient stay finite there
+    a, b = sd.var("a"), sd.var("b")
+    f = sd.compile([*sd.grad(a ** b, [a, b]), sd.grad(sd.grad(a ** b, a), b)])
+    assert [float(v) for v in f(0.0, 0.0)] == [0.0, 0.0, 0.0]
+    assert [float(v) for v in f(2.0, 3.0)] == [12.0, 8 * np.log(2.0), 4 + 12 * np.log(2.0)]
+    v = sd.var("v", (3,))
+    g = sd.compile(sd.grad(sd.sum(v ** np.array([0.0, 2.0, 0.0])), v))(np.zeros(3))
+    np.testing.assert_array_equal(g, [0.0, 0.0, 0.0])
 
 
 NEAR_ZERO = [1e-300, 1e-100, 1e-17, 1e-10, -1e-10, -1e-17, 2.5e-8, -3e-5]

@@ -248,3 +248,89 @@ def test_graph_with_fixed_batch_size_cannot_be_rebuilt():
     hist = fit(loss, {"w": np.zeros(n * d)}, {"X": X}, SGD(0.1), batch_size=n, drop_last=True,
                epochs=1)
     assert hist.batch_sizes == [12, 12]
+
+
+# ---------------------------------------------------------------------------------------------
+# stopping keeps the work done (issue 10, item 7)
+# ---------------------------------------------------------------------------------------------
+class _InterruptAfter:
+    """An SGD optimizer that gets Ctrl-C during its step number ``at`` (1-based): a real
+    SIGINT when ``signal_it``, else a KeyboardInterrupt raised directly."""
+
+    def __init__(self, at, signal_it=False):
+        self.inner, self.at, self.calls, self.signal_it = SGD(0.1), at, 0, signal_it
+
+    def step(self, params, grads):
+        self.calls += 1
+        if self.calls == self.at:
+            if self.signal_it:
+                import os
+                import signal
+                import time
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(1)  # the handler raises KeyboardInterrupt here
+            raise KeyboardInterrupt
+        return self.inner.step(params, grads)
+
+
+def _snapshot(mapping):
+    return {k: np.array(v, copy=True) for k, v in mapping.items()}
+
+
+@pytest.mark.parametrize("signal_it", [False, True], ids=["raise", "sigint"])
+def test_ctrl_c_returns_the_history_with_the_last_good_parameters(signal_it):
+    loss, data, params = logistic(n=100)
+    before_params, before_data = _snapshot(params), _snapshot(data)
+    # 4 batches an epoch: the 22nd step is interrupted, 21 are complete (5 epochs and 1 batch)
+    with pytest.warns(RuntimeWarning, match="interrupted after 21 step"):
+        hist = fit(loss, params, data, _InterruptAfter(22, signal_it), epochs=10,
+                   batch_size=25, seed=3)
+    assert hist.interrupted and not hist.stopped_early
+    assert hist.epochs == 5 and len(hist.batch_loss) == 21
+    # the same run stopped after 21 steps by plain SGD gives the same parameters
+    reference = SGD(0.1)
+    full = fit(loss, params, data, reference, epochs=6, batch_size=25, seed=3)
+    assert full.batch_loss[:21] == hist.batch_loss
+    assert hist.epoch_loss == full.epoch_loss[:5]
+    redo = fit(loss, params, data, _StopAfter(SGD(0.1), 21), epochs=6, batch_size=25, seed=3)
+    for k in params:
+        np.testing.assert_array_equal(hist.params[k], redo.params[k])
+        assert hist.params[k] is not params[k]
+    for k in params:  # the caller's arrays are untouched
+        np.testing.assert_array_equal(params[k], before_params[k])
+    for k in data:
+        np.testing.assert_array_equal(data[k], before_data[k])
+
+
+class _StopAfter:
+    """Plain steps, then the parameters frozen after ``n`` steps (returned unchanged)."""
+
+    def __init__(self, inner, n):
+        self.inner, self.n, self.calls = inner, n, 0
+
+    def step(self, params, grads):
+        self.calls += 1
+        return self.inner.step(params, grads) if self.calls <= self.n else dict(params)
+
+
+def test_ctrl_c_can_be_re_raised():
+    loss, data, params = logistic(n=100)
+    with pytest.raises(KeyboardInterrupt):
+        fit(loss, params, data, _InterruptAfter(3), epochs=2, batch_size=25,
+            catch_interrupt=False)
+
+
+def test_training_error_carries_the_parameters_of_the_last_good_step():
+    # the divergence is found in the middle of an epoch: the history's params are those of
+    # the step before it (not of the last complete epoch), equal to error.params
+    x = sd.var("x", (2,))
+    a = sd.var("a")
+    loss = sd.mean(sd.log(a * x))
+    data = {"x": np.array([1.0, 2.0, 3.0, 4.0, -1.0, 5.0])}
+    params = {"a": np.array(1.0)}
+    with np.errstate(invalid="ignore"), pytest.raises(TrainingError) as info:
+        fit(loss, params, data, SGD(0.01), epochs=3, batch_size=2, shuffle=False)
+    err = info.value
+    assert (err.epoch, err.batch) == (1, 3) and len(err.history.batch_loss) == 2
+    assert err.history.params["a"] == err.params["a"] != 1.0
+    assert params["a"] == 1.0 and data["x"][4] == -1.0

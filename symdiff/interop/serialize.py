@@ -22,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import SymdiffError
-from ..graph import Expr, apply, const, normalize_dtype, normalize_shape, toposort, var
+from ..errors import SymdiffError, expect_path
+from ..graph import (Expr, apply, const, expect_exprs, normalize_dtype, normalize_shape, toposort,
+                     var)
 from ..grad import gradient_labels, gradient_nodes, record_gradient
 from ..ops.base import REGISTRY
 
@@ -199,6 +200,8 @@ def save(exprs, path) -> Path:
     >>> path.name
     'g.json'
     """
+    expect_exprs(exprs, "exprs", "save")
+    expect_path(path, "path", "save")
     path = Path(path)
     path.write_text(dumps(exprs), encoding="utf-8")
     return path
@@ -213,6 +216,7 @@ def load(path):
     >>> sd.load(path) is sd.sin(x)  # nodes are interned: the very same node
     True
     """
+    expect_path(path, "path", "load")
     path = Path(path)
     if path.stat().st_size > MAX_FILE_BYTES:
         raise GraphFileError(f"{path} is larger than {MAX_FILE_BYTES} bytes")

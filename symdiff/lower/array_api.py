@@ -366,6 +366,24 @@ class ArrayAPINamespace:
             out = xp.squeeze(out, axis=axes)
         return out
 
+    def norm(self, x, axis=None, keepdims=False):
+        """sqrt(sum(x^2)) scaled by m = max|x| (as kernels.norm): no under- or overflow."""
+        xp = self.xp
+        x = self._float(x)
+        if math.prod(x.shape) == 0:
+            return xp.sqrt(xp.sum(x * x, axis=axis, keepdims=keepdims))
+        magnitude = xp.abs(x)
+        top = xp.max(magnitude, axis=axis, keepdims=True)
+        one = xp.asarray(1, dtype=x.dtype)
+        scale = xp.where((top > 0) & xp.isfinite(top), top, one)
+        scaled = magnitude / scale
+        out = scale * xp.sqrt(xp.sum(scaled * scaled, axis=axis, keepdims=True))
+        if not keepdims and x.ndim:
+            axes = tuple(range(x.ndim)) if axis is None else (
+                (axis,) if isinstance(axis, int) else tuple(axis))
+            out = xp.squeeze(out, axis=axes)
+        return out
+
     def softmax(self, x, axis=-1):
         xp = self.xp
         x = self._float(x)

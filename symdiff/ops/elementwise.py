@@ -82,8 +82,9 @@ Exp = unary("exp", math.exp, lambda x, out, g: g * out, "e^x; derivative e^x (re
 Log = unary("log", math.log, lambda x, out, g: g / x, "natural log; derivative 1/x")
 Log1p = unary("log1p", math.log1p, lambda x, out, g: g / (1 + x),
               "log(1 + x), accurate near 0; derivative 1/(1 + x)")
-Expm1 = unary("expm1", math.expm1, lambda x, out, g: g * (out + 1),
-              "e^x - 1, accurate near 0; derivative e^x = out + 1")
+# e^x, not out + 1: out + 1 cancels to 0 for x < -37 (expm1'(-40) = 4.2e-18, not 0)
+Expm1 = unary("expm1", math.expm1, lambda x, out, g: g * exp(x),
+              "e^x - 1, accurate near 0; derivative e^x (not out + 1, which cancels)")
 Sqrt = unary("sqrt", math.sqrt, lambda x, out, g: g / (2 * out),
              "square root; derivative 1/(2 sqrt x) (reuses out)")
 Square = unary("square", kernels.scalar_square, lambda x, out, g: g * (2 * x), "x^2; derivative 2x",
@@ -94,10 +95,14 @@ Sin = unary("sin", math.sin, lambda x, out, g: g * cos(x), "sine; derivative cos
 Cos = unary("cos", math.cos, lambda x, out, g: -(g * sin(x)), "cosine; derivative -sin x")
 Tan = unary("tan", math.tan, lambda x, out, g: g * (1 + square(out)),
             "tangent; derivative 1 + tan^2 x (reuses out)")
-Tanh = unary("tanh", math.tanh, lambda x, out, g: g * (1 - square(out)),
-             "hyperbolic tangent; derivative 1 - tanh^2 x (reuses out)")
-Sigmoid = unary("sigmoid", kernels.scalar_sigmoid, lambda x, out, g: g * (out * (1 - out)),
-                "logistic 1/(1 + e^-x), computed without overflow; derivative s(1 - s)")
+# 1 - tanh^2 x = 1/cosh^2 x = 4 s(2x) s(-2x), s = sigmoid: no cancellation where tanh x
+# rounds to +-1 (tanh'(19.5) = 1.1e-16, not 0), and built from symdiff ops, so it differentiates
+Tanh = unary("tanh", math.tanh, lambda x, out, g: g * (4 * (sigmoid(2 * x) * sigmoid(-2 * x))),
+             "hyperbolic tangent; derivative 1 - tanh^2 x = 4 sigmoid(2x) sigmoid(-2x)")
+# s(x)(1 - s(x)) = s(x) s(-x): 1 - s cancels for large x, s(-x) keeps relative precision
+Sigmoid = unary("sigmoid", kernels.scalar_sigmoid, lambda x, out, g: g * (out * sigmoid(-x)),
+                "logistic 1/(1 + e^-x), computed without overflow; derivative "
+                "s(x)(1 - s(x)) = s(x) s(-x) (reuses out)")
 Softplus = unary("softplus", kernels.scalar_softplus, lambda x, out, g: g * sigmoid(x),
                  "log(1 + e^x), computed without overflow; derivative sigmoid(x)")
 Relu = unary("relu", kernels.scalar_relu,
@@ -250,7 +255,8 @@ class Divide(Binary):
 
 class Power(Binary):
     """a ** b; gradients g b a^(b-1) and g a^b log(a). At a = 0 the second is taken as 0 (the
-    limit for b > 0, as JAX does); for a < 0 it is nan."""
+    limit for b > 0, as JAX does); for a < 0 it is nan. Where b = 0 the first is 0 (even at
+    a = 0, as autograd)."""
 
     name, symbol, precedence = "power", "**", PREC_POW
     # raises where a float power is complex or infinite (the caller falls back to NumPy,
@@ -266,7 +272,12 @@ class Power(Binary):
 
     def bprop(self, inputs, out, g):
         a, b = inputs
-        b_minus_1 = const(b.value - 1) if b.is_const else b - 1
+        # d/da = b a^(b-1), with the exponent 1 where b = 0 (as autograd): there the derivative
+        # is 0, and 0 * 0^-1 would be nan at a = 0
+        if b.is_const:
+            b_minus_1 = const(np.where(b.value != 0, b.value - 1, 1).astype(b.dtype))
+        else:
+            b_minus_1 = where(b != 0, b - 1, 1)
         safe_base = where(a == 0, 1, a)  # log(1) = 0: no 0 * -inf at a zero base
         return [g * (b * power(a, b_minus_1)), g * (out * log(safe_base))]
 
@@ -461,6 +472,9 @@ class Hardtanh(Op):
         return [where(x > self.lo, where(x < self.hi, g, 0), 0)]
 
 
+_FLOAT_MAX = float(np.finfo(np.float64).max)
+
+
 def hardtanh(x, lo=-1.0, hi=1.0) -> Expr:
     """Hard tanh, max(lo, min(hi, x)) (Goodfellow 6.3.3); ``lo`` and ``hi`` are numbers (use
     ``clip`` for expression bounds)."""
@@ -469,6 +483,8 @@ def hardtanh(x, lo=-1.0, hi=1.0) -> Expr:
                                                               np.floating)):
             raise DTypeError(f"hardtanh: lo and hi must be numbers, got {bound!r}; use "
                              f"clip(x, lo, hi) for expression bounds")
+        if isinstance(bound, (int, np.integer)) and not -_FLOAT_MAX <= bound <= _FLOAT_MAX:
+            raise DTypeError(f"hardtanh: the bound {bound} is too large for a float")
     return apply(Hardtanh(lo, hi), (as_expr(x),))
 
 

@@ -57,6 +57,23 @@ def log_softmax(x, axis=-1):
     return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
 
 
+def norm(x, axis=None, keepdims=False):
+    """sqrt(sum(x^2)) along ``axis``, computed as m sqrt(sum((x/m)^2)) with m = max|x| (the
+    scaling of LAPACK's dnrm2): x/m lies in [-1, 1], so entries from 1e-308 to 1e308 neither
+    underflow to 0 nor overflow to inf. A zero slice gives 0, an inf entry inf, a nan nan."""
+    x = np.asarray(x)
+    if x.size == 0:
+        return np.sqrt(np.sum(np.square(x, dtype=np.float64 if x.dtype.kind != "f" else None),
+                              axis=axis, keepdims=keepdims))
+    magnitude = np.abs(x)
+    top = np.max(magnitude, axis=axis, keepdims=True)
+    scale = np.where((top > 0) & np.isfinite(top), top, 1.0)
+    out = scale * np.sqrt(np.sum(np.square(magnitude / scale), axis=axis, keepdims=True))
+    if not keepdims:
+        out = np.squeeze(out, axis=axis) if axis is not None else out.reshape(())
+    return out
+
+
 def scatter_add(values, indices, shape, axis=0):
     """Zeros of ``shape`` with ``values`` added at ``indices`` along ``axis``; repeated indices
     accumulate (the transpose of ``take``)."""
@@ -102,7 +119,7 @@ def numpy_namespace() -> _NumpyNamespace:
     """NumPy's public functions and the kernels above, as one namespace object."""
     return _NumpyNamespace(dict(sigmoid=sigmoid, softplus=softplus, logsumexp=logsumexp,
                                 softmax=softmax, log_softmax=log_softmax,
-                                scatter_add=scatter_add, index_add=index_add))
+                                norm=norm, scatter_add=scatter_add, index_add=index_add))
 
 
 #: the namespace compiled code and constant folding call

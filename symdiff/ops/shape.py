@@ -118,9 +118,9 @@ def reshape(x, shape) -> Expr:
         return x
     if isinstance(x.op, Reshape):  # reshape of reshape: one reshape
         return reshape(x.inputs[0], shape)
-    if x.is_const:
+    if x.is_const and int(np.prod(shape, dtype=np.int64)) == x.size:
         return const(x.value.reshape(shape))
-    return apply(Reshape(shape), (x,))
+    return apply(Reshape(shape), (x,))  # a size mismatch is a ShapeError from Reshape.infer
 
 
 class BroadcastTo(Op):
@@ -316,7 +316,13 @@ def take(x, indices, axis=0) -> Expr:
     x = as_expr(x)
     if x.ndim == 0:
         raise ShapeError("take: cannot index a scalar")
-    indices = as_expr(np.asarray(indices) if not isinstance(indices, Expr) else indices)
+    if not isinstance(indices, Expr):
+        try:
+            indices = np.asarray(indices)
+        except (ValueError, TypeError, OverflowError):  # ragged lists and the like
+            raise ShapeError(f"take: indices must be integers or an integer array, got "
+                             f"{indices!r:.80}") from None
+    indices = as_expr(indices)
     axis = normalize_single_axis(axis, x.ndim, "take", x.shape)
     return apply(Take(axis), (x, indices))
 
@@ -346,7 +352,11 @@ def _encode_index(index) -> tuple:
             raise ShapeError("an expression as an index is supported only alone, as x[i] "
                              "(a gather: take(x, i, axis=0)); use take for other axes")
         else:
-            arr = np.asarray(item)
+            try:
+                arr = np.asarray(item)
+            except (ValueError, TypeError, OverflowError):  # ragged lists and the like
+                raise ShapeError(f"unsupported index {item!r}: use ints, slices, None, ... "
+                                 f"or integer arrays") from None
             if arr.dtype == bool:
                 arr = np.nonzero(arr)[0] if arr.ndim == 1 else None
             if arr is None or arr.dtype.kind not in "iu":
@@ -380,7 +390,7 @@ def _index_shape(shape: tuple, spec: tuple) -> tuple:
                                             strides=(0,) * len(shape))
     try:
         return dummy[decode_index(spec)].shape
-    except (IndexError, ValueError) as exc:
+    except (IndexError, ValueError, OverflowError) as exc:  # OverflowError: x[2**63]
         raise ShapeError(f"index {_spec_text(spec)} does not fit shape {fmt_shape(shape)}: "
                          f"{exc}") from None
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-from ..graph import Expr, apply, toposort
+from ..errors import expect_bool
+from ..graph import Expr, apply, expect_exprs, toposort
 from .fold import fold_constants
 from .rules import dispatch_table
 from .simplify import SIMPLIFY_RULES
@@ -64,8 +65,8 @@ def optimize(outputs, fold: bool = True):
     >>> str(sd.optimize(a * 1.0 + 0.0)), str(sd.optimize(sd.log(sd.sigmoid(a))))
     ('a', '-softplus(-a)')
     """
-    single = isinstance(outputs, Expr)
-    result = [outputs] if single else list(outputs)
+    result, single = expect_exprs(outputs, "outputs", "optimize")
+    expect_bool(fold, "fold", "optimize")
     if fold:
         result = fold_constants(result)
     result = apply_rules(result, STABLE_RULES + SIMPLIFY_RULES)

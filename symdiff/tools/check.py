@@ -11,10 +11,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import ShapeError, SymdiffError
-from ..graph import Expr, _make_var, as_expr, const, free_vars, substitute
+from ..errors import ShapeError, SymdiffError, expect_int, expect_mapping, expect_number
+from ..graph import (Expr, _make_var, as_expr, const, expect_expr, expect_exprs, free_vars,
+                     substitute)
 from ..grad import grad
 from ..compiler import CompiledFunction
+from ..inputs import numeric_array
 from .. import ops
 
 DEFAULT_EPS = 6e-6       # about cbrt(machine epsilon): balances truncation and rounding
@@ -77,12 +79,17 @@ def check_grad(y: Expr, wrt, at: dict, eps=None, rtol=None, atol=None, max_full:
     >>> sd.check_grad(sd.sum(sd.sin(x)), x, {"x": [0.1, 0.2, 0.3]}).ok
     True
     """
-    eps = DEFAULT_EPS if eps is None else eps
-    rtol = DEFAULT_RTOL if rtol is None else rtol
-    atol = DEFAULT_ATOL if atol is None else atol
-    rng = np.random.default_rng(seed)
+    eps = DEFAULT_EPS if eps is None else expect_number(eps, "eps", "check_grad", positive=True)
+    rtol = DEFAULT_RTOL if rtol is None else expect_number(rtol, "rtol", "check_grad")
+    atol = DEFAULT_ATOL if atol is None else expect_number(atol, "atol", "check_grad")
+    max_full = expect_int(max_full, "max_full", "check_grad", minimum=0)
+    directions = expect_int(directions, "directions", "check_grad", minimum=1)
+    rng = np.random.default_rng(expect_int(seed, "seed", "check_grad", minimum=0))
     y = as_expr(y)
-    wrt_list = [wrt] if isinstance(wrt, Expr) else list(wrt)
+    wrt_list, _ = expect_exprs(wrt, "wrt", "check_grad")
+    for w in wrt_list:
+        expect_expr(w, "each of wrt", "check_grad", variable=True)
+    expect_mapping(at, "at", "check_grad")
     variables = free_vars([y, *wrt_list])
     missing = [v.name for v in variables if v.name not in at]
     if missing:
@@ -95,7 +102,9 @@ def check_grad(y: Expr, wrt, at: dict, eps=None, rtol=None, atol=None, max_full:
     wrt64 = [vars64[position[id(w)]] if id(w) in position else w for w in wrt_list]
     point = {}
     for v in vars64:
-        value = np.asarray(at[v.name], dtype=np.float64 if v.dtype.kind == "f" else v.dtype)
+        value = numeric_array(at[v.name], f"check_grad: value for {v.name!r}",
+                              "a numeric array").astype(
+            np.float64 if v.dtype.kind == "f" else v.dtype)
         if value.shape != v.shape:
             raise ShapeError(f"check_grad: value for {v.name!r} has shape {value.shape}, "
                              f"expected {v.shape}")

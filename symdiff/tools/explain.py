@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..graph import Expr, as_expr, const, toposort
+from ..errors import InputError, SymdiffError, expect_mapping
+from ..graph import Expr, as_expr, const, expect_exprs, toposort
 from ..grad import _depends_on, backprop
-from .inspect import bounded_infix, node_names
+from .inspect import bounded_infix, dot_escape, dot_id, node_names
 from ..compiler import CompiledFunction
 
 
@@ -103,20 +104,22 @@ class Explanation:
                  '  node [fontname="Helvetica", fontsize=11, shape=box, style=rounded];']
         for n in self.nodes:
             grey = ', color="#bbbbbb", fontcolor="#999999"' if n.pruned else ""
-            grad = f"\\ngrad {fmt(n.gradient)}" if n.gradient is not None else ""
-            label = f"{n.text}\\n= {fmt(n.value)}{grad}".replace('"', '\\"')
-            lines.append(f'  {n.name} [label="{label}"{grey}];')
+            grad = f"\ngrad {fmt(n.gradient)}" if n.gradient is not None else ""
+            label = dot_escape(f"{n.text}\n= {fmt(n.value)}{grad}")
+            lines.append(f'  {dot_id(n.name)} [label="{label}"{grey}];')
         crossed = {(e.input, e.consumer): e for e in self.edges}
         for n in self.nodes:
             for src in n.inputs_names:
                 e = crossed.get((src, n.name))
-                value = fmt(self._by_name[src].value)
+                value = dot_escape(fmt(self._by_name[src].value), html=True)
+                edge = f"  {dot_id(src)} -> {dot_id(n.name)}"
                 if e is None:
-                    lines.append(f'  {src} -> {n.name} [label=<<font color="#2e7d32">{value}'
+                    lines.append(f'{edge} [label=<<font color="#2e7d32">{value}'
                                  f'</font>>, color="#bbbbbb"];')
                 else:
-                    lines.append(f'  {src} -> {n.name} [label=<<font color="#2e7d32">{value}'
-                                 f'</font><br/><font color="#c62828">{fmt(e.downstream)}</font>>];')
+                    downstream = dot_escape(fmt(e.downstream), html=True)
+                    lines.append(f'{edge} [label=<<font color="#2e7d32">{value}</font><br/>'
+                                 f'<font color="#c62828">{downstream}</font>>];')
         lines.append("}")
         return "\n".join(lines)
 
@@ -138,7 +141,8 @@ def explain(y: Expr, wrt, at: dict) -> Explanation:
     [2.0, 5.0, 0.0]
     """
     y = as_expr(y)
-    wrt_list = [wrt] if isinstance(wrt, Expr) else list(wrt)
+    wrt_list, _ = expect_exprs(wrt, "wrt", "explain")
+    expect_mapping(at, "at", "explain")
     order = toposort([y])
     needed = _depends_on(order, wrt_list)
     recorded = []  # (consumer, position, g, contribution, local)
@@ -156,6 +160,15 @@ def explain(y: Expr, wrt, at: dict) -> Explanation:
         symbolic += [g, contribution] + ([local] if local is not None else [])
     symbolic += [table[id(n)] for n in graph_nodes if id(n) in table]
     variables = [n for n in order if n.is_var]
+    in_graph = {id(n) for n in order}
+    outside = [w for w in wrt_list if not w.is_var and id(w) not in in_graph]
+    if outside:
+        raise SymdiffError(f"explain: wrt holds {outside[0]!r}, which is neither a variable "
+                           f"nor a node of y's graph")
+    missing = [v.name for v in variables if v.name not in at]
+    if missing:
+        raise InputError(f"explain: at gives no value for {missing} (the graph's variables: "
+                         f"{sorted(v.name for v in variables)})")
     values = CompiledFunction(symbolic, variables)(**{v.name: at[v.name] for v in variables})
     value_of = {}
     for node, value in zip(symbolic, values):

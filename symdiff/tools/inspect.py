@@ -17,7 +17,7 @@ import re
 import numpy as np
 
 from ..errors import fmt_shape
-from ..graph import Expr, toposort
+from ..graph import Expr, expect_expr, toposort
 from ..grad import gradient_labels, gradient_nodes
 from ..ops.base import PREC_ATOM, PREC_MUL, PREC_POW, PREC_UNARY
 
@@ -141,6 +141,11 @@ def node_names(order, labels: dict[int, str] | None = None) -> dict[int, str]:
     return names
 
 
+def _expect_each(exprs: tuple, function: str) -> None:
+    for position, expr in enumerate(exprs, 1):
+        expect_expr(expr, f"argument {position}", function)
+
+
 def pretty(*exprs: Expr) -> str:
     """One line per node in topological order: SSA name, op and inputs, shape and dtype;
     when the loss is listed with its gradients, gradient nodes are marked ``[grad]`` and the
@@ -157,6 +162,7 @@ def pretty(*exprs: Expr) -> str:
        g_x = add(x, x)                              # () float64  [grad] dJ/dx
     return t0, g_x
     """
+    _expect_each(exprs, "pretty")
     order = toposort(exprs)
     labels = gradient_labels(exprs)
     added = gradient_nodes(exprs, labels)
@@ -183,9 +189,24 @@ def pretty(*exprs: Expr) -> str:
 # ---------------------------------------------------------------------------------------------
 # DOT
 # ---------------------------------------------------------------------------------------------
-def _dot_escape(text: str) -> str:
-    """Quotes escaped for a DOT string (labels hold no other special characters)."""
-    return text.replace('"', '\\"')
+_HTML_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "\n": "<br/>"}
+_QUOTED_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\n"}
+
+
+def dot_escape(text, html: bool = False) -> str:
+    """Any text (a name, a value, a label) made safe inside DOT output, the one place that
+    does so. ``html=False``: the body of a quoted string (``"..."``), where backslash and quote
+    are escaped and a newline becomes DOT's ``\\n`` line break. ``html=True``: the text of an
+    HTML-like label (``<...>``), where ``& < > "`` become entities and a newline ``<br/>``.
+    Escaping goes character by character, so no text can close the string or the label."""
+    table = _HTML_ENTITIES if html else _QUOTED_ESCAPES
+    return "".join(table.get(ch, ch) for ch in str(text))
+
+
+def dot_id(name: str) -> str:
+    """A node name as a quoted DOT ID (so a variable named ``node`` or ``edge`` is no
+    keyword)."""
+    return f'"{dot_escape(name)}"'
 
 
 def _layer(name: str) -> str | None:
@@ -206,6 +227,7 @@ def to_dot(*exprs: Expr) -> str:
     >>> dot.splitlines()[0], "cluster_grad" in dot, "dJ/dx" in dot
     ('digraph symdiff {', True, True)
     """
+    _expect_each(exprs, "to_dot")
     order = toposort(exprs)
     labels = gradient_labels(exprs)
     added = gradient_nodes(exprs, labels)
@@ -217,7 +239,7 @@ def to_dot(*exprs: Expr) -> str:
              '  node [fontname="Helvetica", fontsize=11];',
              '  edge [color="#555555", arrowsize=0.6];']
     for node in order:
-        name = names[id(node)]
+        name = dot_id(names[id(node)])
         if node.is_var:
             label, style = node.name, 'shape=ellipse, style=filled, fillcolor="#dbe9f6"'
             layer = _layer(node.name)
@@ -227,19 +249,19 @@ def to_dot(*exprs: Expr) -> str:
             label, style = const_text(node), 'shape=plaintext, fontcolor="#666666"'
         else:
             extra = node.op.params_text()
-            label = node.op.name + (f"\\n{extra}" if extra else "")
+            label = node.op.name + (f"\n{extra}" if extra else "")
             if id(node) in added:
                 style = 'shape=box, style="rounded,filled", fillcolor="#fde2c8", color="#d9822b"'
             else:
                 style = 'shape=box, style="rounded,filled", fillcolor="#eeeeee"'
             groups["grad" if id(node) in added else "forward"].append(name)
         if id(node) in labels:
-            label += f"\\n{labels[id(node)]}"
+            label += f"\n{labels[id(node)]}"
         if node.shape:
-            label += f"\\n{fmt_shape(node.shape)}"
+            label += f"\n{fmt_shape(node.shape)}"
         if id(node) in outputs:
             style += ", peripheries=2"
-        lines.append(f'  {name} [label="{_dot_escape(label)}", {style}];')
+        lines.append(f'  {name} [label="{dot_escape(label)}", {style}];')
     for key, title, colour in (("forward", "forward", "#999999"),
                                ("grad", "gradient (added by build_grad)", "#d9822b")):
         if groups[key]:
@@ -251,7 +273,7 @@ def to_dot(*exprs: Expr) -> str:
     for node in order:
         for inp in node.inputs:
             edge = ' [color="#d9822b"]' if id(node) in added else ""
-            lines.append(f"  {names[id(inp)]} -> {names[id(node)]}{edge};")
+            lines.append(f"  {dot_id(names[id(inp)])} -> {dot_id(names[id(node)])}{edge};")
     lines.append("}")
     return "\n".join(lines)
 
@@ -327,6 +349,7 @@ def _tensor_latex(expr: Expr) -> str:
 def to_latex(expr: Expr) -> str:
     """LaTeX of ``expr``: through SymPy for scalar graphs, else matrix-calculus notation
     (``W x + b``, ``\\delta x^\\top``, ``\\odot`` for elementwise products)."""
+    expect_expr(expr, "expr", "to_latex")
     if all(n.shape == () for n in toposort([expr])):
         import sympy
         from ..interop.sympy_io import to_sympy

@@ -10,8 +10,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from ..errors import SymdiffError
-from ..graph import Expr
+from ..errors import SymdiffError, argument_error, expect_path
+from ..graph import expect_exprs
 
 FORMATS = ("svg", "png", "pdf")
 
@@ -53,11 +53,13 @@ def render(exprs, path, format: str | None = None) -> Path:  # noqa: A002
     ``explain`` result) to ``path`` as SVG, PNG or PDF (``format`` defaults to the suffix).
     Returns the path written."""
     from .inspect import to_dot
-    path = Path(path)
+    path = Path(expect_path(path, "path", "render"))
+    if format is not None and not isinstance(format, str):
+        raise argument_error("render", "format", "'svg', 'png', 'pdf' or None", format)
     format = format or path.suffix.lstrip(".") or "svg"
     if hasattr(exprs, "to_dot"):
         source = exprs.to_dot()
     else:
-        source = to_dot(*([exprs] if isinstance(exprs, Expr) else list(exprs)))
+        source = to_dot(*expect_exprs(exprs, "exprs", "render")[0])
     path.write_bytes(dot_to(source, format))
     return path

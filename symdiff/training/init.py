@@ -35,7 +35,7 @@ from typing import Iterable
 
 import numpy as np
 
-from ..errors import SymdiffError
+from ..errors import SymdiffError, describe, expect_number
 from ..graph import Expr, normalize_dtype, normalize_shape
 
 __all__ = ["fans", "xavier_uniform", "xavier_normal", "glorot_uniform", "glorot_normal",
@@ -56,9 +56,10 @@ def fans(shape) -> tuple[int, int]:
 def _rng(rng) -> np.random.Generator:
     if isinstance(rng, np.random.Generator):
         return rng
-    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool) and rng >= 0:
         return np.random.default_rng(int(rng))
-    raise SymdiffError(f"rng must be a numpy.random.Generator or an int seed, got {rng!r} "
+    raise SymdiffError(f"rng must be a numpy.random.Generator or an int seed >= 0, got "
+                       f"{describe(rng)} "
                        f"(use numpy.random.default_rng(seed))")
 
 
@@ -71,18 +72,28 @@ def _float_dtype(dtype) -> np.dtype:
 
 def _positive_fan(value: int, what: str, shape) -> int:
     if value <= 0:
-        raise SymdiffError(f"{what} of shape {tuple(shape)} is 0; cannot scale an initializer")
+        raise SymdiffError(f"{what} of shape {normalize_shape(shape)} is 0; cannot scale an "
+                           f"initializer")
     return value
 
 
+def _allocate(make, shape: tuple):
+    """``make()``, with NumPy's refusal of a shape too large for memory as a SymdiffError."""
+    try:
+        return make()
+    except (ValueError, MemoryError) as exc:
+        raise SymdiffError(f"cannot allocate an array of shape {shape}: {exc}") from None
+
+
 def _uniform(shape, rng, bound: float, dtype) -> np.ndarray:
-    shape = normalize_shape(shape)
-    return _rng(rng).uniform(-bound, bound, size=shape).astype(_float_dtype(dtype), copy=False)
+    shape, gen, dtype = normalize_shape(shape), _rng(rng), _float_dtype(dtype)
+    return _allocate(lambda: gen.uniform(-bound, bound, size=shape).astype(dtype, copy=False),
+                     shape)
 
 
 def _normal(shape, rng, std: float, dtype) -> np.ndarray:
-    shape = normalize_shape(shape)
-    return _rng(rng).normal(0.0, std, size=shape).astype(_float_dtype(dtype), copy=False)
+    shape, gen, dtype = normalize_shape(shape), _rng(rng), _float_dtype(dtype)
+    return _allocate(lambda: gen.normal(0.0, std, size=shape).astype(dtype, copy=False), shape)
 
 
 def xavier_uniform(shape, rng, gain: float = 1.0, dtype="float64") -> np.ndarray:
@@ -90,6 +101,7 @@ def xavier_uniform(shape, rng, gain: float = 1.0, dtype="float64") -> np.ndarray
     the variance is ``gain**2 * 2 / (fan_in + fan_out)``."""
     fan_in, fan_out = fans(shape)
     total = _positive_fan(fan_in + fan_out, "fan_in + fan_out", shape)
+    gain = expect_number(gain, "gain", "xavier_uniform")
     return _uniform(shape, rng, gain * math.sqrt(6.0 / total), dtype)
 
 
@@ -98,6 +110,7 @@ def xavier_normal(shape, rng, gain: float = 1.0, dtype="float64") -> np.ndarray:
     ``std = gain * sqrt(2 / (fan_in + fan_out))``."""
     fan_in, fan_out = fans(shape)
     total = _positive_fan(fan_in + fan_out, "fan_in + fan_out", shape)
+    gain = expect_number(gain, "gain", "xavier_normal")
     return _normal(shape, rng, gain * math.sqrt(2.0 / total), dtype)
 
 
@@ -121,14 +134,16 @@ def he_normal(shape, rng, dtype="float64") -> np.ndarray:
 def small_uniform(shape, rng, scale: float = 0.01, dtype="float64") -> np.ndarray:
     """Small random weights ``U(-scale, scale)`` (the notes' "initialize small random
     weights")."""
-    if not (isinstance(scale, (int, float, np.integer, np.floating)) and scale >= 0):
+    scale = expect_number(scale, "scale", "small_uniform")
+    if scale < 0:
         raise SymdiffError(f"scale must be a number >= 0, got {scale!r}")
-    return _uniform(shape, rng, float(scale), dtype)
+    return _uniform(shape, rng, scale, dtype)
 
 
 def zeros(shape, dtype="float64") -> np.ndarray:
     """Zeros, for biases."""
-    return np.zeros(normalize_shape(shape), dtype=_float_dtype(dtype))
+    shape, dtype = normalize_shape(shape), _float_dtype(dtype)
+    return _allocate(lambda: np.zeros(shape, dtype=dtype), shape)
 
 
 _METHODS = {"xavier_uniform": xavier_uniform, "xavier_normal": xavier_normal,
@@ -155,6 +170,11 @@ def init_params(variables: Iterable[Expr], rng, method="xavier_uniform") -> dict
         raise SymdiffError(f"method must be a name or a callable, got {method!r}")
     gen = _rng(rng)
     values: dict[str, np.ndarray] = {}
+    if isinstance(variables, Expr):
+        variables = [variables]
+    elif not isinstance(variables, Iterable) or isinstance(variables, (str, bytes, dict)):
+        raise SymdiffError(f"init_params: variables must be a list of graph variables "
+                           f"(sd.var), got {describe(variables)}")
     for v in variables:
         if not isinstance(v, Expr) or not v.is_var:
             raise SymdiffError(f"init_params takes graph variables (sd.var), got {v!r}")

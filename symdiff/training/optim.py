@@ -33,7 +33,7 @@ from typing import Callable, Mapping, Union
 
 import numpy as np
 
-from ..errors import ShapeError, SymdiffError, fmt_shape
+from ..errors import ShapeError, SymdiffError, expect_bool, fmt_shape
 from ..inputs import numeric_array
 
 __all__ = [
@@ -59,7 +59,7 @@ class Schedule:
 def _check_lr(value, what="lr") -> float:
     try:
         lr = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise OptimizerError(f"{what} must be a number, got {value!r}") from None
     if not math.isfinite(lr) or lr < 0:
         raise OptimizerError(f"{what} must be a finite number >= 0, got {value!r}")
@@ -166,7 +166,7 @@ def as_schedule(lr: LearningRate) -> Callable[[int], float]:
 def _check_fraction(value, what, upper_open=True) -> float:
     try:
         x = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise OptimizerError(f"{what} must be a number, got {value!r}") from None
     ok = 0.0 <= x < 1.0 if upper_open else 0.0 <= x <= 1.0
     if not ok:
@@ -178,7 +178,7 @@ def _check_fraction(value, what, upper_open=True) -> float:
 def _check_eps(value) -> float:
     try:
         x = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise OptimizerError(f"eps must be a number, got {value!r}") from None
     if not math.isfinite(x) or x < 0:
         raise OptimizerError(f"eps must be a finite number >= 0, got {value!r}")
@@ -297,7 +297,7 @@ class SGD(Optimizer):
     def __init__(self, lr: LearningRate = 0.01, momentum: float = 0.0, nesterov: bool = False):
         super().__init__(lr)
         self.momentum = _check_fraction(momentum, "momentum")
-        self.nesterov = bool(nesterov)
+        self.nesterov = expect_bool(nesterov, "nesterov", "SGD")
         if self.nesterov and self.momentum == 0.0:
             raise OptimizerError("nesterov=True needs a momentum > 0")
 

@@ -30,7 +30,7 @@ from typing import Mapping
 import numpy as np
 
 from .. import ops
-from ..errors import InputError, ShapeError, SymdiffError, fmt_shape
+from ..errors import InputError, ShapeError, SymdiffError, expect_bool, fmt_shape
 from ..graph import Expr, _make_var, free_vars, lookup_variables
 from ..grad import grad
 from ..compiler import CompiledFunction, compile_grad
@@ -58,8 +58,9 @@ class ScipyObjective:
             raise ShapeError(f"scipy_objective: the loss must be a scalar, got shape "
                              f"{fmt_shape(loss.shape)}")
         graph_vars = {v.name: v for v in free_vars(loss)}
-        items = [wrt] if isinstance(wrt, (Expr, str)) else list(wrt)
-        if not items:
+        items = [wrt] if isinstance(wrt, (Expr, str)) else wrt
+        expect_bool(hessp, "hessp", "scipy_objective")
+        if isinstance(items, (list, tuple)) and not items:
             raise SymdiffError("scipy_objective: wrt is empty")
         self.wrt: list[Expr] = []
         for item in lookup_variables(items, graph_vars, "scipy_objective wrt"):

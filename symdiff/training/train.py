@@ -23,17 +23,26 @@ batch of every epoch (with shuffling, different examples each epoch).
 
 Use a *mean* over the batch in the loss so that its scale, and the learning rate that suits it,
 do not depend on the batch size.
+
+**Stopping.** Whatever ends training, the work done is kept: ``History.params`` always holds the
+parameters after the last completed step. Ctrl-C (KeyboardInterrupt) stops training gracefully,
+as in Keras and PyTorch Lightning: ``fit`` returns the history with ``interrupted=True``
+(``catch_interrupt=False`` re-raises instead). A non-finite loss or gradient raises
+:class:`TrainingError`, which carries the history (``error.history``) and the last good
+parameters (``error.params``). The caller's arrays are never modified: the parameters are
+copied once and every optimizer step returns new arrays.
 """
 from __future__ import annotations
 
 import math
 import sys
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
 import numpy as np
 
-from ..errors import InputError, ShapeError, SymdiffError, fmt_shape
+from ..errors import InputError, ShapeError, SymdiffError, expect_bool, fmt_shape
 from ..graph import Expr, free_vars, substitute, var
 from ..compiler import compile_grad
 from ..inputs import numeric_array
@@ -68,6 +77,9 @@ class History:
     - ``batches_per_epoch``, ``batch_sizes`` (the rows of each batch within an epoch)
     - ``params``: the parameters after the last update (a new dict; the caller's is untouched)
     - ``stopped_early``: True when a callback asked to stop
+    - ``interrupted``: True when Ctrl-C (KeyboardInterrupt) stopped training; ``params`` then
+      holds the parameters after the last completed step, and ``batch_loss`` one loss per
+      completed step (``epoch_loss`` only whole epochs)
     """
 
     epoch_loss: list[float] = field(default_factory=list)
@@ -77,6 +89,7 @@ class History:
     batch_sizes: list[int] = field(default_factory=list)
     params: dict = field(default_factory=dict)
     stopped_early: bool = False
+    interrupted: bool = False
 
     @property
     def epochs(self) -> int:
@@ -193,7 +206,8 @@ def _rebuild(loss: Expr, data_vars: list[Expr], rows: int) -> Expr:
 def fit(loss: Expr, params: Mapping[str, np.ndarray], data: Mapping[str, np.ndarray],
         optimizer, epochs: int = 10, batch_size: int | None = None, shuffle: bool = True,
         seed: int = 0, progress: bool = False, callback: Callable | None = None,
-        drop_last: bool = False, fixed: Mapping[str, np.ndarray] | None = None) -> History:
+        drop_last: bool = False, fixed: Mapping[str, np.ndarray] | None = None,
+        catch_interrupt: bool = True) -> History:
     """Train the variables named in ``params`` to minimize the scalar ``loss``.
 
     - ``params``: name -> initial array for each variable to train (found by name among
@@ -214,10 +228,15 @@ def fit(loss: Expr, params: Mapping[str, np.ndarray], data: Mapping[str, np.ndar
       epoch on stderr.
     - ``callback(history)``: called after every epoch, with ``history.params`` the current
       parameters; returning True stops training (``history.stopped_early``).
+    - ``catch_interrupt``: on Ctrl-C (KeyboardInterrupt) stop, warn, and return the history so
+      far with ``interrupted=True`` and ``params`` after the last completed step (default);
+      False re-raises the KeyboardInterrupt.
 
     Compiles ``compile_grad(loss, [params' variables])`` once per distinct batch shape (one or
     two). Raises :class:`TrainingError` naming the epoch and batch as soon as the loss or a
-    gradient is not finite (nan or inf); the update of that batch is not applied.
+    gradient is not finite (nan or inf); the update of that batch is not applied, and
+    ``error.history`` (with ``history.params``) holds everything up to the last good step.
+    The arrays passed in are never modified.
 
     >>> import numpy as np, symdiff as sd
     >>> w, X, Y = sd.var("w"), sd.var("X", (4,)), sd.var("Y", (4,))
@@ -235,6 +254,7 @@ def fit(loss: Expr, params: Mapping[str, np.ndarray], data: Mapping[str, np.ndar
         raise SymdiffError(f"fit: optimizer must have a step(params, grads) method, got "
                            f"{optimizer!r}")
     epochs = _check_count(epochs, "epochs", 0)
+    catch_interrupt = expect_bool(catch_interrupt, "catch_interrupt", "fit")
     if callback is not None and not callable(callback):
         raise SymdiffError(f"fit: callback must be callable, got {callback!r}")
     fixed = {} if fixed is None else fixed
@@ -275,7 +295,7 @@ def fit(loss: Expr, params: Mapping[str, np.ndarray], data: Mapping[str, np.ndar
         graphs[rows] = graph
         functions[rows] = compile_grad(graph, wrt)  # parameters are never substituted
 
-    history = History(batches_per_epoch=len(sizes), batch_sizes=list(sizes))
+    history = History(batches_per_epoch=len(sizes), batch_sizes=list(sizes), params=values)
     rng = np.random.default_rng(seed)
     bar = _progress_bar(progress, epochs * len(sizes))
     total_batches = len(sizes)
@@ -320,10 +340,12 @@ def fit(loss: Expr, params: Mapping[str, np.ndarray], data: Mapping[str, np.ndar
                         f"{value:.6g}){origin}; training stopped before this batch's update "
                         f"(the parameters before it are in error.params)",
                         epoch + 1, b + 1, values, history)
-                values = optimizer.step(values, dict(zip(names, grads)))
-                if not isinstance(values, Mapping):
+                stepped = optimizer.step(values, dict(zip(names, grads)))
+                if not isinstance(stepped, Mapping):
                     raise SymdiffError(f"fit: optimizer.step must return the new parameters "
-                                       f"as a dict, got {type(values).__name__}")
+                                       f"as a dict, got {type(stepped).__name__}")
+                # the step is complete: its parameters and loss are recorded together
+                values = history.params = stepped
                 history.batch_loss.append(value)
                 weighted += value * max(rows, 1)
                 if bar is not None:
@@ -339,6 +361,14 @@ def fit(loss: Expr, params: Mapping[str, np.ndarray], data: Mapping[str, np.ndar
             if callback is not None and callback(history):
                 history.stopped_early = True
                 break
+    except KeyboardInterrupt:
+        if not catch_interrupt:
+            raise
+        history.interrupted = True
+        warnings.warn(f"fit: interrupted after {len(history.batch_loss)} step(s) "
+                      f"({history.epochs} complete epoch(s)); returning the history, with the "
+                      f"parameters after the last completed step in history.params",
+                      RuntimeWarning, stacklevel=2)
     finally:
         if bar is not None:
             bar.close()
