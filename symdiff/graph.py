@@ -88,6 +88,14 @@ class Expr:
     def __iter__(self):
         raise SymdiffError("a symbolic expression cannot be iterated; index it with x[i]")
 
+    # nodes are immutable and interned: a copy is the node itself (as for tuples); pickling
+    # goes through the graph-file format (registered by symdiff.interop.serialize)
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
+
     def __repr__(self) -> str:
         from .tools.inspect import short_repr
         return short_repr(self)

@@ -686,3 +686,71 @@ def test_saving_an_empty_list_is_refused_clearly(tmp_path):
     with pytest.raises(sd.SymdiffError, match="nothing to save"):
         sd.save([], tmp_path / "empty.json")
     assert not (tmp_path / "empty.json").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# pickling (issue 10, item 9): through the graph-file format, never pickled internals
+# ---------------------------------------------------------------------------------------------
+def test_unpickled_expr_is_the_interned_node():
+    """An unpickled Expr used to be a duplicate node, so grad raised "(3,) float64 and (3,)
+    float64"; now it is the node itself."""
+    import copy as copy_module
+    x = sd.var("x", (3,))
+    y = sd.sum(sd.exp(x) * np.array([1.0, 2.0, 3.0]))
+    for protocol in range(2, pickle.HIGHEST_PROTOCOL + 1):
+        assert pickle.loads(pickle.dumps(y, protocol)) is y
+        assert pickle.loads(pickle.dumps(x, protocol)) is x
+    assert copy_module.deepcopy(y) is y and copy_module.copy(y) is y
+    g = sd.grad(pickle.loads(pickle.dumps(y)), pickle.loads(pickle.dumps(x)))
+    assert g.shape == (3,)
+
+
+def _flat(result) -> list:
+    """A compiled function's result (an array, a tuple, (value, grads)) as a flat list."""
+    if isinstance(result, tuple):
+        return [v for item in result for v in _flat(item)]
+    return np.ravel(result).tolist()
+
+
+def test_compiled_functions_pickle_and_recompile():
+    x, w = sd.var("x", (3,)), sd.var("w", (3,))
+    loss = sd.sum(sd.square(w * x - 1.0))
+    xv, wv = np.array([1.0, 2.0, 3.0]), np.array([0.5, -1.0, 2.0])
+    f = sd.compile([loss, w * 2], check_finite=True)
+    f1 = sd.compile(loss, inputs=[w, x])
+    fg = sd.compile_grad(loss, [w])
+    for fn, args in [(f, (wv, xv)), (f1, (wv, xv)), (fg, (wv, xv))]:
+        back = pickle.loads(pickle.dumps(fn))
+        assert type(back) is type(fn)
+        assert [v.name for v in back.inputs] == [v.name for v in fn.inputs]
+        assert _flat(back(*args)) == _flat(fn(*args))
+    assert pickle.loads(pickle.dumps(f1))(w=wv, x=xv) == f1(wv, xv)
+    assert pickle.loads(pickle.dumps(fg)).wrt == [w]
+
+
+PICKLE_SCRIPT = """
+import json, pickle, sys
+import numpy as np
+import symdiff as sd
+expr, fn, point = pickle.loads(sys.stdin.buffer.read())
+grad = sd.grad(expr, sd.var("w", (3,)))
+value, grads = fn(**point)
+print(json.dumps([float(value), grads[0].tolist(), sd.compile(grad)(**point).tolist()]))
+"""
+
+
+def test_pickles_work_in_a_fresh_interpreter():
+    """An Expr unpickled in a fresh interpreter gave a bare KeyError; a compiled function could
+    not be pickled at all (so multiprocessing failed)."""
+    x, w = sd.var("x", (3,)), sd.var("w", (3,))
+    loss = sd.sum(sd.square(w * x - 1.0))
+    point = {"w": np.array([0.5, -1.0, 2.0]), "x": np.array([1.0, 2.0, 3.0])}
+    payload = pickle.dumps((loss, sd.compile_grad(loss, [w]), point))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    result = subprocess.run([sys.executable, "-c", PICKLE_SCRIPT], input=payload,
+                            capture_output=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    value, grads, again = json.loads(result.stdout.decode())
+    want_value, want_grads = sd.compile_grad(loss, [w])(**point)
+    assert value == want_value
+    assert grads == want_grads[0].tolist() == again

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import copyreg
 import inspect
 import json
 import os
@@ -247,3 +248,21 @@ def load(path):
     except UnicodeDecodeError as exc:
         raise GraphFileError(f"{path} is not UTF-8 text: {exc}") from None
     return loads(text)
+
+
+# ---------------------------------------------------------------------------------------------
+# pickling: an Expr travels as its graph file, so unpickling gives the interned node
+# ---------------------------------------------------------------------------------------------
+def expr_from_graph_file(text: str) -> Expr:
+    """The node a pickled Expr stands for: its graph file loaded, so in the same process the
+    result IS the original (interned) node and in a fresh interpreter an equal graph."""
+    return loads(text)
+
+
+def _reduce_expr(expr: Expr):
+    return expr_from_graph_file, (dumps(expr),)
+
+
+# registered here rather than as Expr.__reduce__ because graph.py sits below this layer; pickle
+# consults copyreg's table before __reduce_ex__, and importing symdiff imports this module
+copyreg.pickle(Expr, _reduce_expr)

@@ -322,6 +322,8 @@ class CompiledFunction:
             raise SymdiffError(f"compile: backend must be 'numpy' or 'array_api', got "
                                f"{backend!r}")
         self.backend = backend
+        self._options = dict(optimize=optimize, check_finite=check_finite, backend=backend)
+        self._xp = xp
         single = isinstance(outputs, Expr)
         self.outputs = [outputs] if single else [as_expr(o) for o in outputs]
         if not self.outputs:
@@ -354,6 +356,22 @@ class CompiledFunction:
         op_names = {n.op.name for n in order if n.op is not None}
         self._may_be_complex = "power" in op_names
         self._scalar_fn = self._scalar_function(op_names) if self._scalar_graph(xp) else None
+
+    def __reduce__(self):
+        """Pickle as the graph (each Expr through the graph-file format) plus the compile
+        options; the function is compiled again on load, so multiprocessing and joblib work."""
+        if self._xp is not None:
+            raise SymdiffError("a function compiled for a given array namespace cannot be "
+                               "pickled: save its graph with sd.save and compile it again")
+        options = dict(self._options)
+        if isinstance(self, GradFunction):
+            args = (self.outputs[0], self.wrt, self.inputs)
+        else:
+            outputs = self.outputs[0] if self._layout == "single" else list(self.outputs)
+            args = (outputs, self.inputs)
+            if self._layout not in ("single", "tuple"):
+                options["layout"] = self._layout
+        return rebuild_compiled, (type(self), args, options)
 
     def _scalar_function(self, op_names: set):
         """The same generated code run on Python floats: the math-module functions bound as
@@ -541,6 +559,11 @@ def compile(outputs, inputs=None, optimize: bool = True,  # noqa: A001 (API name
     """
     return CompiledFunction(outputs, inputs, optimize, check_finite=check_finite,
                             backend=backend)
+
+
+def rebuild_compiled(cls, args: tuple, options: dict):
+    """A pickled compiled function, compiled again from its graph and options."""
+    return cls(*args, **options)
 
 
 class GradFunction(CompiledFunction):
