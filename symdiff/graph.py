@@ -21,6 +21,7 @@ import keyword
 import math
 from operator import attrgetter
 import threading
+import unicodedata
 import weakref
 from typing import Iterable, Sequence
 
@@ -199,6 +200,9 @@ def var(name: str, shape=(), dtype="float64") -> Expr:
     """
     if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
         raise SymdiffError(f"variable name must be a Python identifier, got {name!r}")
+    # NFKC, as Python normalizes identifiers: var("\ufb01") and parse("\ufb01") (the "fi"
+    # ligature, read by Python as "fi") are the same variable
+    name = unicodedata.normalize("NFKC", name)
     return _make_var(name, normalize_shape(shape), normalize_dtype(dtype))
 
 

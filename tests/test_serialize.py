@@ -754,3 +754,13 @@ def test_pickles_work_in_a_fresh_interpreter():
     want_value, want_grads = sd.compile_grad(loss, [w])(**point)
     assert value == want_value
     assert grads == want_grads[0].tolist() == again
+
+
+def test_label_ending_in_a_newline_is_refused():
+    """issue 10, item 15: the label pattern ended in ``$``, which also matches before a final
+    newline, so "dJ/dx\\n" passed."""
+    x = sd.var("x", (3,))
+    doc = json.loads(dumps(sd.sum(x)))
+    doc["nodes"][-1]["label"] = "dJ/dx\n"
+    with pytest.raises(GraphFileError, match="malformed label"):
+        loads(json.dumps(doc))

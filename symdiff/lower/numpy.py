@@ -440,13 +440,18 @@ class CompiledFunction:
         n = len(self.inputs)
         if len(args) > n:
             raise InputError(f"expected at most {n} inputs "
-                             f"({', '.join(v.name for v in self.inputs)}), got {len(args)}")
+                             f"({', '.join(v.name for v in self.inputs)}), got {len(args)}; "
+                             f"the default inputs are the variables the outputs depend on: "
+                             f"to accept others, compile with inputs=[...]")
         values = list(args) + [_MISSING] * (n - len(args))
         for key, value in kwargs.items():
             k = self._index.get(key)
             if k is None:
-                raise InputError(f"unknown input {key!r}; the inputs are "
-                                 f"{[v.name for v in self.inputs]}")
+                names = [v.name for v in self.inputs]
+                raise InputError(f"unknown input {key!r}; the inputs are {names} (the outputs "
+                                 f"do not depend on {key!r}: to pass it anyway, compile with "
+                                 f"inputs=[...] listing its sd.var, e.g. "
+                                 f"inputs=[{', '.join(names + [key])}])")
             if values[k] is not _MISSING:
                 raise InputError(f"input {key!r} given twice")
             values[k] = value

@@ -315,7 +315,11 @@ def take(x, indices, axis=0) -> Expr:
     x = as_expr(x)
     if x.ndim == 0:
         raise ShapeError("take: cannot index a scalar")
-    indices = as_expr(np.asarray(indices) if not isinstance(indices, Expr) else indices)
+    if not isinstance(indices, Expr):
+        indices = np.asarray(indices)
+        if indices.size == 0 and indices.dtype.kind == "f":  # [] is float64 to NumPy
+            indices = indices.astype(np.int64)
+    indices = as_expr(indices)
     axis = normalize_single_axis(axis, x.ndim, "take", x.shape)
     return apply(Take(axis), (x, indices))
 
