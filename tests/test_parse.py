@@ -17,6 +17,8 @@ import symdiff as sd
 from symdiff.graph import toposort
 
 RNG = np.random.default_rng(0)
+# many tests here share one shapes dict across texts on purpose: its unused keys are not typos
+pytestmark = pytest.mark.filterwarnings("ignore::symdiff.SymdiffWarning")
 
 
 def run(text, shapes=None, **values):
@@ -581,3 +583,15 @@ CHARS = list("xyW019.eE+-*/@()[]{},:;=<>!~&|^%#'\"\\ \t\n\r\0") + [
 @given(st.lists(st.sampled_from(CHARS), max_size=16).map("".join))
 def test_fuzz_arbitrary_text(text):
     _check_outcome(text)
+
+
+def test_unused_shapes_key_warns_naming_it_and_the_scalar_fallback():
+    """issue 10, item 13: a typo in a shapes key was silent and the variable became a scalar."""
+    with pytest.warns(sd.SymdiffWarning, match=r"\['Wq'\].*\['W'\].*scalars"):
+        e = sd.parse("sum(W * 2)", shapes={"Wq": (3,)})
+    assert e.inputs[0].inputs[0].shape == ()
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sd.parse("sum(W * 2)", shapes={"W": (3,)})
+        sd.parse("sum(\ufb01)", shapes={"\ufb01": (3,)})

@@ -57,7 +57,7 @@ import unicodedata
 import warnings
 from collections.abc import Mapping
 
-from ..errors import ParseError, ShapeError, SymdiffError
+from ..errors import ParseError, ShapeError, SymdiffError, SymdiffWarning
 from ..graph import Expr, as_expr, normalize_shape, var
 from ..ops import FUNCTIONS, maximum, minimum
 
@@ -670,6 +670,12 @@ def parse(text: str, shapes: dict | None = None) -> Expr:
     ``shapes`` maps variable names to shapes; a name not in it is a scalar (float64) variable,
     the same node as ``sd.var(name, shape)``. See the module docstring for the grammar.
 
+    A ``shapes`` key that names no variable of the text is most likely a typo (its variable
+    then silently becomes a scalar), so it gives a :class:`~symdiff.errors.SymdiffWarning`
+    naming the key and the variables that fell back to scalars. A warning, not an error: one
+    shapes dict may serve several texts. Turn it into an error with
+    ``warnings.simplefilter("error", sd.SymdiffWarning)``.
+
     >>> import symdiff as sd
     >>> e = sd.parse("(x + y) * max(y, z)")
     >>> float(sd.compile(e)(x=1.0, y=2.0, z=0.0))
@@ -681,7 +687,19 @@ def parse(text: str, shapes: dict | None = None) -> Expr:
     body = text.lstrip(" \t\f\r\n")  # as eval(): leading blank space is not an indent
     src = _Source(text, len(text) - len(body))
     tree = _ast_parse(src)
-    result = _Converter(src, table).convert(tree.body)
+    converter = _Converter(src, table)
+    result = converter.convert(tree.body)
     if isinstance(result, (list, tuple, slice)) or result is Ellipsis:
         raise src.error("the text must be one expression", src.skip)
+    _warn_unused_shapes(table, converter.vars)
     return as_expr(result)
+
+
+def _warn_unused_shapes(table: dict, found: dict) -> None:
+    unused = sorted(name for name in table if name not in found)
+    if unused:
+        scalars = sorted(name for name in found if name not in table)
+        fallback = (f"; the text's variables without a shape, {scalars}, are scalars"
+                    if scalars else "")
+        warnings.warn(f"parse: shapes names {unused}, which the text does not use{fallback}",
+                      SymdiffWarning, stacklevel=3)
