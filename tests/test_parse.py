@@ -7,6 +7,7 @@ import ast
 import builtins
 import os
 import pathlib
+import sys
 
 import numpy as np
 import pytest
@@ -595,3 +596,65 @@ def test_unused_shapes_key_warns_naming_it_and_the_scalar_fallback():
         warnings.simplefilter("error")
         sd.parse("sum(W * 2)", shapes={"W": (3,)})
         sd.parse("sum(\ufb01)", shapes={"\ufb01": (3,)})
+
+
+# ---------------------------------------------------------------------------------------------
+# long chains are parsed piecewise, never by raising the recursion limit (issue 10, item 15)
+# ---------------------------------------------------------------------------------------------
+def _left_fold(ops, terms):
+    import operator as op_module
+    table = {"+": op_module.add, "-": op_module.sub, "*": op_module.mul,
+             "/": op_module.truediv, "@": op_module.matmul}
+    value = terms[0]
+    for symbol, term in zip(ops, terms[1:]):
+        value = table[symbol](value, term)
+    return value
+
+
+@pytest.mark.parametrize("ops", [["+"], ["-"], ["*"], ["/"], ["+", "-"], ["*", "/"]])
+def test_long_chains_give_the_left_deep_tree(ops, monkeypatch):
+    monkeypatch.setattr(sys, "setrecursionlimit", _refuse_global_change)
+    n = 7000
+    names = ["x", "y", "z"]
+    symbols = [ops[k % len(ops)] for k in range(n - 1)]
+    text = names[0] + "".join(f" {s} {names[(k + 1) % 3]}" for k, s in enumerate(symbols))
+    shapes = {"x": (2,), "y": (2,), "z": (2,)}
+    expected = _left_fold(symbols, [sd.var(names[k % 3], (2,)) for k in range(n)])
+    assert sd.parse(text, shapes) is expected
+
+
+def test_long_chain_of_mixed_precedence(monkeypatch):
+    monkeypatch.setattr(sys, "setrecursionlimit", _refuse_global_change)
+    x, y, z = sd.var("x"), sd.var("y"), sd.var("z")
+    term = x * y / z
+    expected = _left_fold(["+", "-"] * 1500, [term] * 3001)
+    text = "x * y / z" + "".join(f" {symbol} x * y / z" for symbol in ["+", "-"] * 1500)
+    assert sd.parse(text) is expected
+
+
+def _refuse_global_change(*args):
+    raise AssertionError("sd.parse changed the process-wide recursion limit")
+
+
+def test_long_chains_with_deep_terms_and_numbers(monkeypatch):
+    monkeypatch.setattr(sys, "setrecursionlimit", _refuse_global_change)
+    x, a = sd.var("x"), sd.var("a")
+    product = " * ".join(["x"] * 5000)
+    assert sd.parse(f"a + {product} - 2").op.name == "subtract"
+    assert sd.parse("+".join(["1"] * 5000)) is sd.const(np.int64(5000))
+    mixed = sd.parse(" - ".join(["a", product, "a"]))
+    assert mixed.inputs[1] is a and mixed.inputs[0].inputs[0] is a
+    assert sd.parse("a < " + "+".join(["x"] * 5000)).op.name == "less"
+
+
+@pytest.mark.parametrize("text, where", [
+    ("+".join(["x"] * 5000) + " % 2", "%"),
+    ("+".join(["x"] * 5000) + " + __chain", "__chain"),
+    ("x < " + "+".join(["x"] * 5000) + " < x", "< x"),
+    ("+".join(["x"] * 5000) + " + q", "+ q"),
+    ("+".join(["x"] * 5000) + " + y[", "["),
+], ids=["unsupported-op", "reserved-name", "chained-compare", "shape-error", "unclosed"])
+def test_long_chain_errors_keep_exact_positions(text, where):
+    with pytest.raises(sd.SymdiffError) as info:
+        sd.parse(text, {"x": (2,), "q": (3,)})
+    assert info.value.position == text.rindex(where), str(info.value)[:200]
