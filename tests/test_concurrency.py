@@ -230,6 +230,7 @@ def test_intern_table_is_consistent_after_concurrent_builds():
                 assert sd.const(node.value) is node
 
 
+@pytest.mark.filterwarnings("ignore::symdiff.SymdiffWarning")  # one shapes dict, many texts
 def test_concurrent_parsing_and_deep_parsing():
     """sd.parse from several threads, including deep texts that use the parser's big-stack
     worker thread (which changes process-wide settings while it runs)."""

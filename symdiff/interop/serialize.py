@@ -2,10 +2,17 @@
 
 Format (``"format": "symdiff-graph", "version": 1``): ``nodes`` in topological order, each a
 variable (name, shape, dtype), a constant (shape, dtype, base64 of its little-endian bytes) or an
-op application (registered op name, params, indices of earlier nodes); ``outputs`` are node
-indices. Loading trusts nothing: every op name must be registered, every input index must point
-to an earlier node (so no cycles), params must fit the op, and shapes are re-inferred by the ops
-themselves. Any defect is a SymdiffError; nothing in the file is ever executed.
+op application (registered op name, params, indices of earlier nodes, and its shape and dtype,
+optional on reading); ``outputs`` are node indices. Loading trusts nothing: every op name must be
+registered, every input index must point to an earlier node (so no cycles), and every node is
+rebuilt through the public constructors, so the op's own constructor type-checks and normalizes
+its params and its shape rule runs again; a declared shape or dtype that differs is refused.
+A file can therefore never put a node into the intern table that a graph built later would
+reuse with another meaning. Any defect is a GraphFileError naming the node; nothing in the file
+is ever executed.
+
+``save`` is atomic (temporary file, fsync, rename). An ``Expr`` pickles as its graph file (see
+the end of this module), so unpickling in the same process gives the very node.
 """
 from __future__ import annotations
 
