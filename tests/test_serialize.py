@@ -764,3 +764,15 @@ def test_label_ending_in_a_newline_is_refused():
     doc["nodes"][-1]["label"] = "dJ/dx\n"
     with pytest.raises(GraphFileError, match="malformed label"):
         loads(json.dumps(doc))
+
+
+def test_compiled_function_runs_in_a_multiprocessing_pool():
+    import multiprocessing
+    w = sd.var("w", (3,))
+    fn = sd.compile_grad(sd.sum(sd.square(w)), [w])
+    points = [np.full(3, float(k)) for k in range(3)]
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        results = pool.map(fn, points)
+    for point, (value, grads) in zip(points, results):
+        assert value == np.sum(point ** 2)
+        np.testing.assert_array_equal(grads[0], 2 * point)
