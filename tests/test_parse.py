@@ -658,3 +658,26 @@ def test_long_chain_errors_keep_exact_positions(text, where):
     with pytest.raises(sd.SymdiffError) as info:
         sd.parse(text, {"x": (2,), "q": (3,)})
     assert info.value.position == text.rindex(where), str(info.value)[:200]
+
+
+def test_long_chains_inside_brackets(monkeypatch):
+    """Chains inside call arguments, parentheses and list items are parsed on their own and
+    stand in the text as same-length placeholders, so positions stay exact."""
+    monkeypatch.setattr(sys, "setrecursionlimit", _refuse_global_change)
+    chain = " + ".join(["x"] * 4000)
+    ref = sd.parse(chain)
+    assert sd.parse(f"({chain})") is ref
+    assert sd.parse(f"exp({chain}) * 2") is sd.exp(ref) * 2
+    assert sd.parse(f"sum({chain}, keepdims=True)") is sd.sum(ref, keepdims=True)
+    assert sd.parse(f"exp({chain}) + ({chain} - sum({chain}))") is sd.exp(ref) + (ref - sd.sum(ref))
+    vs = " + ".join(["v"] * 4000)
+    assert sd.parse(f"concatenate([{vs}, v])", {"v": (2,)}).shape == (4,)
+    multiline = "(\n" + chain.replace(" + x + x", " + x  # note\n + x \\\n", 7) + "\n)"
+    assert sd.parse(multiline) is ref
+    bad = f"exp({chain}) + ({chain} + ({chain} @ ))"
+    with pytest.raises(sd.ParseError) as info:
+        sd.parse(bad)
+    assert info.value.position == len(bad) - 2
+    with pytest.raises(sd.ParseError) as info:
+        sd.parse(f"({chain} + __group0)")
+    assert "'__'" in str(info.value) and info.value.position == len(chain) + 4

@@ -41,14 +41,17 @@ objects stops at about 3 x ``sys.getrecursionlimit()`` levels, so a left-deep ch
 ``x + x + ... + x`` longer than about 3000 terms fails with RecursionError. Such a chain (up to
 :data:`DEEP_PARSE_MAX_CHARS` characters) is split at its top-level operators (found with the
 ``tokenize`` module) and parsed in pieces of a few hundred terms, left to right, which gives the
-very tree the whole text would; no process-wide state (the recursion limit, a thread's stack
-size) is touched, so a 100,000-term sum parses while other threads run. A deep nesting that is
-not such a chain (10,000 brackets, unary minuses or ``.T``, a long chain inside brackets) is a
-ParseError.
+very tree the whole text would. A long chain inside brackets (a call argument, a list item, a
+parenthesized operand) is parsed on its own the same way and stands in the text as a
+placeholder name of the same length, so every other position is unchanged. No process-wide
+state (the recursion limit, a thread's stack size) is touched, so a 100,000-term sum parses
+while other threads run. A deep nesting that is not a chain (10,000 brackets, unary minuses or
+``.T``; a chain inside a subscript) is a ParseError.
 """
 from __future__ import annotations
 
 import ast
+import bisect
 import difflib
 import inspect
 import io
@@ -237,6 +240,20 @@ _LEVELS = ({"<", "<=", ">", ">=", "==", "!="}, {"+", "-"}, {"*", "/", "@", "//",
 _OPERAND_END = {")", "]", "}", "..."}
 
 
+_SKIPPED_TOKENS = (tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT, tokenize.ENDMARKER,
+                   tokenize.INDENT, tokenize.DEDENT)
+
+
+def _ends_operand(tok) -> bool:
+    """True when ``tok`` (the token before an operator) ends an operand, so the operator is
+    binary (``a - b``), not unary (``(-b``, ``, -b``)."""
+    if tok is None:
+        return False
+    if tok.type in (tokenize.NAME, tokenize.NUMBER, tokenize.STRING):
+        return not keyword.iskeyword(tok.string)
+    return tok.string in _OPERAND_END
+
+
 def _top_level_operators(src: _Source):
     """(level, start, end) of each binary operator outside brackets, offsets into the text, or
     None when the body cannot be tokenized (then ast.parse's own error stands)."""
@@ -246,18 +263,14 @@ def _top_level_operators(src: _Source):
     try:
         tokens = tokenize.generate_tokens(io.StringIO(src.body, newline="").readline)
         for tok in tokens:
-            if tok.type in (tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT,
-                            tokenize.ENDMARKER, tokenize.INDENT, tokenize.DEDENT):
+            if tok.type in _SKIPPED_TOKENS:
                 continue
             text = tok.string
             if tok.type == tokenize.OP and text in "([{":
                 depth += 1
             elif tok.type == tokenize.OP and text in ")]}":
                 depth -= 1
-            elif depth == 0 and tok.type == tokenize.OP and previous is not None and (
-                    previous.type in (tokenize.NAME, tokenize.NUMBER, tokenize.STRING)
-                    and not keyword.iskeyword(previous.string)
-                    or previous.string in _OPERAND_END):
+            elif depth == 0 and tok.type == tokenize.OP and _ends_operand(previous):
                 for level, symbols in enumerate(_LEVELS):
                     if text in symbols:
                         (row, col), (end_row, end_col) = tok.start, tok.end
@@ -295,37 +308,44 @@ def _parse_long_chain(src: _Source, table: dict, found: dict):
         start = src.skip if first == 0 else cuts[first - 1][0]
         last = first + _PIECE_TERMS
         end = cuts[last - 1][0] if last <= len(cuts) else stop
-        value = _parse_piece(src.text, start, end, value, table, found)
+        value = _parse_piece(src, start, end, value, table, found)
     return value
 
 
 _MISSING = object()
 
 
-def _parse_piece(text: str, start: int, end: int, before, table: dict, found: dict):
-    """The value of ``text[start:end]`` (a piece of a chain that begins with its operator
-    unless it is the first), with ``before`` the value of the chain up to ``start``."""
-    piece = _piece_source(text, start, end, before)
+def _span(src: _Source, start: int, end: int) -> str:
+    """The part of ``src.body`` between two offsets into the text."""
+    return src.body[start - src.skip:end - src.skip]
+
+
+def _parse_piece(src: _Source, start: int, end: int, before, table: dict, found: dict):
+    """The value of the span ``start:end`` of ``src`` (a piece of a chain that begins with its
+    operator unless it is the first), with ``before`` the value of the chain up to ``start``."""
+    piece = _piece_source(src, start, end, before)
     try:
         tree = _ast_parse(piece)
     except _TooDeep:
-        return _parse_terms(text, start, end, before, table, found)
-    converter = _Converter(piece, table, found, chain=before)
+        return _parse_terms(src, start, end, before, table, found)
+    placeholders = None if before is _MISSING else {(_CHAIN, 1, 0): before}
+    converter = _Converter(piece, table, found, placeholders)
     return converter.convert(tree.body)
 
 
-def _piece_source(text: str, start: int, end: int, before) -> _Source:
-    """``text[start:end]``, headed by the placeholder ``__chain`` when a value comes before it
-    (the piece then starts with its operator); offsets stay those of ``text``."""
+def _piece_source(src: _Source, start: int, end: int, before) -> _Source:
+    """The span ``start:end`` of ``src``, headed by the placeholder ``__chain`` when a value
+    comes before it (the piece then starts with its operator); offsets stay those of the
+    text."""
     if before is _MISSING:
-        return _Source(text, start, text[start:end])
-    return _Source(text, start - len(_CHAIN), _CHAIN + text[start:end])
+        return _Source(src.text, start, _span(src, start, end))
+    return _Source(src.text, start - len(_CHAIN), _CHAIN + _span(src, start, end))
 
 
-def _parse_terms(text: str, start: int, end: int, before, table: dict, found: dict):
+def _parse_terms(src: _Source, start: int, end: int, before, table: dict, found: dict):
     """A piece term by term: each term parsed on its own (as a chain of a higher level if it
     is one), combined with the value before through the piece's operators."""
-    piece = _piece_source(text, start, end, before)
+    piece = _piece_source(src, start, end, before)
     operators = _top_level_operators(piece)
     if not operators:
         raise _too_deep(piece, "recursion limit")
@@ -333,26 +353,129 @@ def _parse_terms(text: str, start: int, end: int, before, table: dict, found: di
     cuts = [(s, e) for level, s, e in operators if level == lowest]
     combine = _Converter(piece, table, found)
     if before is _MISSING:  # the first term of the whole chain
-        before = _parse_term(text, start, cuts[0][0], table, found)
+        before = _parse_term(src, start, cuts[0][0], table, found)
     for k, (op_start, op_end) in enumerate(cuts):
         term_end = cuts[k + 1][0] if k + 1 < len(cuts) else end
-        term = _parse_term(text, op_end, term_end, table, found)
-        before = combine.chain_link(text[op_start:op_end], before, term, op_start)
+        term = _parse_term(src, op_end, term_end, table, found)
+        before = combine.chain_link(_span(src, op_start, op_end), before, term, op_start)
     return before
 
 
-def _parse_term(text: str, start: int, end: int, table: dict, found: dict):
-    body = text[start:end]
+def _parse_term(outer: _Source, start: int, end: int, table: dict, found: dict):
+    """The value of the span ``start:end`` of ``outer``, one operand of a chain or one
+    bracketed element, parsed on its own (and, if still too deep, split again)."""
+    body = _span(outer, start, end)
     stripped = body.lstrip(" \t\f\r\n")
-    src = _Source(text, start + len(body) - len(stripped), stripped)
+    src = _Source(outer.text, start + len(body) - len(stripped), _one_line(stripped))
     try:
         tree = _ast_parse(src)
     except _TooDeep:
-        value = _parse_long_chain(src, table, found)
-        if value is None:
-            raise _too_deep(src, "recursion limit") from None
-        return value
+        return _parse_deep(src, table, found)
     return _Converter(src, table, found).convert(tree.body)
+
+
+def _one_line(body: str) -> str:
+    """``body`` with its comments, line breaks and line continuations blanked, one character
+    for one (so every offset is kept): a bracketed element parsed outside its brackets may
+    span lines, which Python allows only inside brackets."""
+    if "\n" not in body and "\r" not in body:
+        return body
+    wrapped = _Source("(" + body + ")", 0)  # tokenized inside brackets, as in the text
+    chars = list(body)
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(wrapped.body, newline="").readline):
+            if tok.type == tokenize.COMMENT:
+                start = wrapped.at(*tok.start, chars=True) - 1
+                end = wrapped.at(*tok.end, chars=True) - 1
+                chars[start:end] = " " * (end - start)
+    except (tokenize.TokenError, SyntaxError, ValueError):
+        return body
+    for i, char in enumerate(chars):
+        if char in "\r\n" or (char == "\\" and i + 1 < len(chars) and chars[i + 1] in "\r\n"):
+            chars[i] = " "
+    return "".join(chars)
+
+
+def _parse_deep(src: _Source, table: dict, found: dict):
+    """The value of a text too deep for ``ast.parse``: a long chain at its top level is parsed
+    piecewise; otherwise long chains inside brackets (call arguments, list items, parentheses)
+    are parsed on their own and stand in the text as placeholders of the same length (so every
+    other position is unchanged). Anything else too deep is a ParseError."""
+    value = _parse_long_chain(src, table, found)
+    if value is not None:
+        return value
+    spans = _long_elements(src)
+    if not spans:
+        raise _too_deep(src, "recursion limit")
+    masked = list(src.body)
+    placeholders = {}
+    for k, (start, end) in enumerate(spans):
+        name = f"{_GROUP}{k}"
+        first = start - src.skip
+        for i in range(first, end - src.skip):
+            if masked[i] not in "\r\n":
+                masked[i] = " "
+        masked[first:first + len(name)] = name
+        line = bisect.bisect_right(src.starts, first) - 1
+        column = len(src.body[src.starts[line]:first].encode("utf-8", "surrogatepass"))
+        placeholders[(name, line + 1, column)] = _parse_term(src, start, end, table, found)
+    outer = _Source(src.text, src.skip, "".join(masked))
+    try:
+        tree = _ast_parse(outer)
+    except _TooDeep:
+        raise _too_deep(src, "recursion limit") from None
+    return _Converter(outer, table, found, placeholders).convert(tree.body)
+
+
+_GROUP = "__group"  # stands for a long bracketed chain parsed on its own
+
+
+def _long_elements(src: _Source) -> list:
+    """(start, end) text offsets of the bracketed elements (a call argument or keyword value,
+    a list or tuple item, a parenthesized expression; never a subscript) that hold at least
+    ``_PIECE_TERMS`` binary operators at their own level, outermost only."""
+    spans = []
+    groups = []  # per open bracket: [element start, operator count, usable, tokens in element]
+    previous = None
+    try:
+        tokens = tokenize.generate_tokens(io.StringIO(src.body, newline="").readline)
+        for tok in tokens:
+            if tok.type in _SKIPPED_TOKENS:
+                continue
+            text = tok.string
+            offset = src.at(*tok.start, chars=True)
+            end = src.at(*tok.end, chars=True)
+            if tok.type == tokenize.OP and text in "([{":
+                subscript = text == "[" and _ends_operand(previous)
+                groups.append([end, 0, not subscript and text != "{", 0])
+            elif groups and tok.type == tokenize.OP and text in ",)]}":
+                start, count, usable, _ = groups[-1]
+                if usable and count >= _PIECE_TERMS:
+                    spans.append((start, offset))
+                if text == ",":
+                    groups[-1][:2], groups[-1][3] = [end, 0], 0
+                else:
+                    groups.pop()
+            elif groups:
+                group = groups[-1]
+                if tok.type == tokenize.OP and text == "=" and group[3] == 1:
+                    group[0], group[1] = end, 0  # a keyword argument: its value
+                elif tok.type == tokenize.OP and text in (":", ":="):
+                    group[2] = False  # a slice, a lambda or a walrus: left to ast
+                elif tok.type == tokenize.OP and _ends_operand(previous) and any(
+                        text in symbols for symbols in _LEVELS):
+                    group[1] += 1
+            if groups and not (tok.type == tokenize.OP and text in "([{"):
+                groups[-1][3] += 1
+            previous = tok
+    except (tokenize.TokenError, SyntaxError, ValueError):
+        return []
+    spans.sort(key=lambda span: (span[0], -span[1]))
+    outermost = []
+    for span in spans:
+        if not outermost or span[0] >= outermost[-1][1]:
+            outermost.append(span)
+    return outermost
 
 
 # ---------------------------------------------------------------------------------------------
@@ -425,11 +548,15 @@ def _contains_expr(value) -> bool:
 # the converter
 # ---------------------------------------------------------------------------------------------
 class _Converter:
-    def __init__(self, src: _Source, shapes: dict, found: dict | None = None, chain=_MISSING):
+    def __init__(self, src: _Source, shapes: dict, found: dict | None = None,
+                 placeholders: dict | None = None):
         self.src = src
         self.shapes = shapes
         self.vars: dict[str, Expr] = {} if found is None else found
-        self.chain = chain  # the value ``__chain`` stands for at the start of a chain piece
+        # (name, line, UTF-8 column) -> value: the stand-ins of parts parsed on their own (a
+        # long chain's earlier pieces, a long bracketed chain); matched by position, so a name
+        # the user wrote is never taken for one
+        self.placeholders = placeholders or {}
 
     def fail(self, message: str, node=None, pos: int | None = None) -> ParseError:
         return self.src.error(message, self.src.start(node) if pos is None else pos)
@@ -582,9 +709,10 @@ class _Converter:
 
     def name(self, node) -> Expr:
         name = node.id
-        if self.chain is not _MISSING and name == _CHAIN and node.lineno == 1 \
-                and node.col_offset == 0:  # the placeholder heading a piece, never user text
-            return self.chain
+        if self.placeholders:
+            key = (name, node.lineno, node.col_offset)
+            if key in self.placeholders:
+                return self.placeholders[key]
         found = self.vars.get(name)
         if found is not None:
             return found
@@ -809,10 +937,7 @@ def _long_chain(src: _Source, table: dict, found: dict):
             f"expression nested too deeply: Python's ast.parse hit its recursion limit and the "
             f"text is longer than {DEEP_PARSE_MAX_CHARS} characters, the most split into "
             f"pieces (symdiff.interop.parse.DEEP_PARSE_MAX_CHARS)", 0)
-    result = _parse_long_chain(src, table, found)
-    if result is None:
-        raise _too_deep(src, "recursion limit")
-    return result
+    return _parse_deep(src, table, found)
 
 
 def _warn_unused_shapes(table: dict, found: dict) -> None:
