@@ -645,6 +645,7 @@ def test_long_chains_with_deep_terms_and_numbers(monkeypatch):
     mixed = sd.parse(" - ".join(["a", product, "a"]))
     assert mixed.inputs[1] is a and mixed.inputs[0].inputs[0] is a
     assert sd.parse("a < " + "+".join(["x"] * 5000)).op.name == "less"
+    assert sd.parse(" + ".join(["True"] * 5000) + " + x").op.name == "add"  # True ends operands
 
 
 @pytest.mark.parametrize("text, where", [

@@ -238,8 +238,6 @@ _CHAIN = "__chain"  # stands for the value of the pieces before (user text canno
 # binary operators by precedence level, lowest first (Python's table); ** is right-associative
 _LEVELS = ({"<", "<=", ">", ">=", "==", "!="}, {"+", "-"}, {"*", "/", "@", "//", "%"})
 _OPERAND_END = {")", "]", "}", "..."}
-
-
 _SKIPPED_TOKENS = (tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT, tokenize.ENDMARKER,
                    tokenize.INDENT, tokenize.DEDENT)
 
@@ -250,7 +248,7 @@ def _ends_operand(tok) -> bool:
     if tok is None:
         return False
     if tok.type in (tokenize.NAME, tokenize.NUMBER, tokenize.STRING):
-        return not keyword.iskeyword(tok.string)
+        return not keyword.iskeyword(tok.string) or tok.string in ("True", "False", "None")
     return tok.string in _OPERAND_END
 
 
