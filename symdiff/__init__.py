@@ -7,7 +7,7 @@ differentiate it into another graph (``grad``, ``vjp``, ``jacobian``, ``hessian`
 """
 from .errors import (  # noqa: F401
     DisconnectedInputError, DTypeError, InputError, NonFiniteError, ParseError, ShapeError, SymdiffError,
-    UndefinedGradientError)
+    SymdiffWarning, UndefinedGradientError)
 from .graph import Expr, const, free_vars, var  # noqa: F401
 from .ops import (  # noqa: F401
     abs, argmax, broadcast_to, clip, concatenate, cos, dot, exp, expm1, floor, hardtanh,

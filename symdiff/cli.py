@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import unicodedata
+import warnings
 from collections import Counter
 
 import numpy as np
@@ -82,15 +84,30 @@ def demo(args) -> int:
     return 0 if ok else 1
 
 
+def _name(text: str) -> str:
+    """A variable name as symdiff stores it (NFKC, as Python identifiers)."""
+    return unicodedata.normalize("NFKC", text.strip())
+
+
 def _parse_shapes(items) -> dict:
+    """``--shape W=8x20 --shape x=20`` or ``--shape W=8x20,x=20`` as a dict of shapes."""
     shapes = {}
-    for item in items or []:
+    for item in (part for group in items or [] for part in group.split(",") if part.strip()):
         name, _, dims = item.partition("=")
         try:
-            shapes[name.strip()] = tuple(int(v) for v in dims.lower().split("x") if v)
+            shapes[_name(name)] = tuple(int(v) for v in dims.lower().split("x") if v)
         except ValueError:
             raise SymdiffError(f"--shape {item!r}: expected NAME=DIMxDIM, e.g. W=8x20") from None
     return shapes
+
+
+def _check_names(option: str, names, by_name: dict) -> None:
+    """SymdiffError (exit status 2) for a name that is not a variable of the expression."""
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise SymdiffError(f"{option}: {', '.join(map(repr, unknown))} "
+                           f"{'is' if len(unknown) == 1 else 'are'} not variables of the "
+                           f"expression (its variables: {', '.join(sorted(by_name)) or 'none'})")
 
 
 def _parse_point(text: str | None, variables, rng) -> dict:
@@ -99,9 +116,10 @@ def _parse_point(text: str | None, variables, rng) -> dict:
         if item.strip():
             name, _, value = item.partition("=")
             try:
-                given[name.strip()] = float(value)
+                given[_name(name)] = float(value)
             except ValueError:
                 raise SymdiffError(f"--at {item!r}: expected NAME=NUMBER") from None
+    _check_names("--at", given, {v.name: v for v in variables})
     point = {}
     for v in variables:
         if v.name in given:
@@ -116,13 +134,19 @@ def grad_command(args) -> int:
     from .grad import grad
     from .compiler import compile
     from .interop.parse import parse
-    from .graph import free_vars, var
+    from .errors import SymdiffWarning
+    from .graph import free_vars
 
-    expr = parse(args.expr, shapes=_parse_shapes(args.shape))
+    shapes = _parse_shapes(args.shape)
+    with warnings.catch_warnings():  # an unused --shape is an error below, not a warning
+        warnings.simplefilter("ignore", SymdiffWarning)
+        expr = parse(args.expr, shapes=shapes)
     variables = free_vars(expr)
     by_name = {v.name: v for v in variables}
-    names = [w.strip() for w in args.wrt.split(",")] if args.wrt else list(by_name)
-    wrt = [by_name[n] if n in by_name else var(n) for n in names]
+    _check_names("--shape", shapes, by_name)
+    names = [_name(w) for w in args.wrt.split(",") if w.strip()] if args.wrt else list(by_name)
+    _check_names("--wrt", names, by_name)
+    wrt = [by_name[n] for n in names]
     expr = _scalar(expr)
     grads = grad(expr, wrt)
     scalar = all(node.shape == () for node in toposort([expr, *grads]))
@@ -158,7 +182,8 @@ def main(argv=None) -> int:
     p_grad = sub.add_parser("grad", help="differentiate an expression")
     p_grad.add_argument("expr", help='e.g. "sum(u * tanh(W @ x + b))"')
     p_grad.add_argument("--wrt", help="comma-separated variables (default: all)")
-    p_grad.add_argument("--shape", action="append", help="NAME=DIMxDIM, e.g. W=8x20")
+    p_grad.add_argument("--shape", action="append",
+                        help="NAME=DIMxDIM[,NAME=DIM...], e.g. W=8x20,x=20 (repeatable)")
     p_grad.add_argument("--at", help="NAME=NUMBER,... (others random)")
     args = parser.parse_args(argv)
     try:

@@ -97,6 +97,8 @@ class CompiledFunction:
             raise SymdiffError(f"compile: backend must be 'numpy' or 'array_api', got "
                                f"{backend!r}")
         self.backend = backend
+        self._options = dict(optimize=optimize, check_finite=check_finite, backend=backend)
+        self._xp = xp
         single = isinstance(outputs, Expr)
         self.outputs = [outputs] if single else [as_expr(o) for o in outputs]
         if not self.outputs:
@@ -132,6 +134,22 @@ class CompiledFunction:
                   and not check_finite)
         self._scalar_fn = (scalar_function(order, self.graph, self.inputs, self._layout)
                            if scalar else None)
+
+    def __reduce__(self):
+        """Pickle as the graph (each Expr through the graph-file format) plus the compile
+        options; the function is compiled again on load, so multiprocessing and joblib work."""
+        if self._xp is not None:
+            raise SymdiffError("a function compiled for a given array namespace cannot be "
+                               "pickled: save its graph with sd.save and compile it again")
+        options = dict(self._options)
+        if isinstance(self, GradFunction):
+            args = (self.outputs[0], self.wrt, self.inputs)
+        else:
+            outputs = self.outputs[0] if self._layout == "single" else list(self.outputs)
+            args = (outputs, self.inputs)
+            if self._layout not in ("single", "tuple"):
+                options["layout"] = self._layout
+        return rebuild_compiled, (type(self), args, options)
 
     @property
     def source(self) -> str:
@@ -220,6 +238,11 @@ def _check_options(function: str, optimize, check_finite, backend) -> None:
         expect_bool(optimize, "optimize", function)
     expect_bool(check_finite, "check_finite", function)
     expect_choice(backend, "backend", function, ("numpy", "array_api"))
+
+
+def rebuild_compiled(cls, args: tuple, options: dict):
+    """A pickled compiled function, compiled again from its graph and options."""
+    return cls(*args, **options)
 
 
 class GradFunction(CompiledFunction):

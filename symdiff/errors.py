@@ -46,6 +46,11 @@ class NonFiniteError(SymdiffError, FloatingPointError):
     """``compile(..., check_finite=True)``: a value went nan or inf; names the first node."""
 
 
+class SymdiffWarning(UserWarning):
+    """A likely mistake that still has a defined meaning (e.g. a ``parse`` shapes key that names
+    no variable of the text, whose variables then fall back to scalars)."""
+
+
 def fmt_shape(shape) -> str:
     """``(3, 4)`` for a tuple shape, ``()`` for a scalar."""
     return str(tuple(shape))

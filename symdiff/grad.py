@@ -111,6 +111,9 @@ def _check_targets(y: Expr, wrt: Sequence[Expr]) -> None:
     for w in wrt:
         if not isinstance(w, Expr):
             raise SymdiffError(f"grad: wrt must be Expr nodes (sd.var(...)), got {w!r}")
+        if w.is_const:  # its gradient would silently be zero: almost surely a mistake
+            raise SymdiffError(f"grad: cannot differentiate w.r.t. the constant {w!r}; wrt "
+                               f"must be variables (sd.var) or nodes built from them")
         if w.dtype.kind != "f":
             what = f"variable {w.name!r}" if w.is_var else "node"
             raise DTypeError(f"grad: cannot differentiate w.r.t. {what} of dtype {w.dtype}; "
@@ -297,6 +300,9 @@ def jacobian(y: Expr, x: Expr) -> Expr:
     expect_expr(x, "x", "jacobian")
     if y.shape == ():
         return grad(y, x)
+    if y.size == 0:  # no rows: an empty Jacobian of the right shape
+        _check_targets(y, [x])
+        return const(np.zeros(y.shape + x.shape, dtype=x.dtype))
     flat = ops.reshape(y, (y.size,))
     rows = []
     for i in range(y.size):

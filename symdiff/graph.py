@@ -31,6 +31,7 @@ import keyword
 import math
 from operator import attrgetter
 import threading
+import unicodedata
 import weakref
 from typing import Iterable, Sequence
 
@@ -97,6 +98,14 @@ class Expr:
 
     def __iter__(self):
         raise SymdiffError("a symbolic expression cannot be iterated; index it with x[i]")
+
+    # nodes are immutable and interned: a copy is the node itself (as for tuples); pickling
+    # goes through the graph-file format (registered by symdiff.interop.serialize)
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
 
     def __repr__(self) -> str:
         from .tools.inspect import short_repr
@@ -200,6 +209,9 @@ def var(name: str, shape=(), dtype="float64") -> Expr:
     """
     if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
         raise SymdiffError(f"variable name must be a Python identifier, got {name!r}")
+    # NFKC, as Python normalizes identifiers: var("\ufb01") and parse("\ufb01") (the "fi"
+    # ligature, read by Python as "fi") are the same variable
+    name = unicodedata.normalize("NFKC", name)
     return _make_var(name, normalize_shape(shape), normalize_dtype(dtype))
 
 

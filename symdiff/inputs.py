@@ -72,13 +72,18 @@ def bind(inputs: Sequence[Expr], index: dict, args, kwargs, check=check_input) -
     n = len(inputs)
     if len(args) > n:
         raise InputError(f"expected at most {n} inputs "
-                         f"({', '.join(v.name for v in inputs)}), got {len(args)}")
+                         f"({', '.join(v.name for v in inputs)}), got {len(args)}; "
+                         f"the default inputs are the variables the outputs depend on: "
+                         f"to accept others, compile with inputs=[...]")
     values = list(args) + [MISSING] * (n - len(args))
     for key, value in kwargs.items():
         k = index.get(key)
         if k is None:
-            raise InputError(f"unknown input {key!r}; the inputs are "
-                             f"{[v.name for v in inputs]}")
+            names = [v.name for v in inputs]
+            raise InputError(f"unknown input {key!r}; the inputs are {names} (the outputs "
+                             f"do not depend on {key!r}: to pass it anyway, compile with "
+                             f"inputs=[...] listing its sd.var, e.g. "
+                             f"inputs=[{', '.join(names + [key])}])")
         if values[k] is not MISSING:
             raise InputError(f"input {key!r} given twice")
         values[k] = value

@@ -496,3 +496,45 @@ def test_stop_gradient_value_and_zero_gradient():
     g = sd.grad(y, x)
     assert float(sd.compile(y)(3.0)) == 9.0
     assert float(sd.compile(g)(3.0)) == 3.0  # only the first factor
+
+
+# ---------------------------------------------------------------------------------------------
+# issue 10, items 13 and 15: corners of the differentiation API
+# ---------------------------------------------------------------------------------------------
+def test_hessian_that_does_not_depend_on_w_compiles_with_inputs_w():
+    w = sd.var("w", (2,))
+    loss = sd.sum(w * np.array([1.0, 2.0]))  # linear: the Hessian is constant
+    h = sd.hessian(loss, w)
+    with pytest.raises(sd.SymdiffError, match=r"inputs=\[.*w"):
+        sd.compile(h)(w=np.ones(2))
+    f = sd.compile(h, inputs=[w])
+    np.testing.assert_array_equal(f(w=np.ones(2)), np.zeros((2, 2)))
+    np.testing.assert_array_equal(f(np.ones(2)), np.zeros((2, 2)))
+
+
+def test_jacobian_of_an_empty_output_is_empty():
+    x = sd.var("x", (3,))
+    j = sd.jacobian(sd.take(x, []), x)
+    assert j.shape == (0, 3)
+    assert sd.compile(j, inputs=[x])(np.ones(3)).shape == (0, 3)
+
+
+def test_grad_wrt_a_constant_is_refused_naming_it():
+    x = sd.var("x", (3,))
+    with pytest.raises(sd.SymdiffError, match="constant"):
+        sd.grad(sd.sum(x), sd.const(np.ones(3)))
+
+
+def test_take_of_no_indices_is_an_empty_gather():
+    x = sd.var("x", (3, 2))
+    t = sd.take(x, [])
+    assert t.shape == (0, 2)
+    assert sd.compile(t)(np.ones((3, 2))).shape == (0, 2)
+    g = sd.grad(sd.sum(t), x)
+    np.testing.assert_array_equal(sd.compile(g, inputs=[x])(np.ones((3, 2))), np.zeros((3, 2)))
+
+
+def test_variable_names_are_nfkc_normalized_as_python_identifiers():
+    assert sd.var("\ufb01") is sd.var("fi")
+    assert sd.parse("\ufb01") is sd.var("fi")
+    assert sd.parse("sum(\ufb01)", shapes={"\ufb01": (3,)}) is sd.sum(sd.var("fi", (3,)))

@@ -7,6 +7,7 @@ import ast
 import builtins
 import os
 import pathlib
+import sys
 
 import numpy as np
 import pytest
@@ -18,6 +19,8 @@ from conftest import scaled
 from symdiff.graph import toposort
 
 RNG = np.random.default_rng(0)
+# many tests here share one shapes dict across texts on purpose: its unused keys are not typos
+pytestmark = pytest.mark.filterwarnings("ignore::symdiff.SymdiffWarning")
 
 
 def run(text, shapes=None, **values):
@@ -583,3 +586,101 @@ CHARS = list("xyW019.eE+-*/@()[]{},:;=<>!~&|^%#'\"\\ \t\n\r\0") + [
 @given(st.lists(st.sampled_from(CHARS), max_size=16).map("".join))
 def test_fuzz_arbitrary_text(text):
     _check_outcome(text)
+
+
+def test_unused_shapes_key_warns_naming_it_and_the_scalar_fallback():
+    """issue 10, item 13: a typo in a shapes key was silent and the variable became a scalar."""
+    with pytest.warns(sd.SymdiffWarning, match=r"\['Wq'\].*\['W'\].*scalars"):
+        e = sd.parse("sum(W * 2)", shapes={"Wq": (3,)})
+    assert e.inputs[0].inputs[0].shape == ()
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sd.parse("sum(W * 2)", shapes={"W": (3,)})
+        sd.parse("sum(\ufb01)", shapes={"\ufb01": (3,)})
+
+
+# ---------------------------------------------------------------------------------------------
+# long chains are parsed piecewise, never by raising the recursion limit (issue 10, item 15)
+# ---------------------------------------------------------------------------------------------
+def _left_fold(ops, terms):
+    import operator as op_module
+    table = {"+": op_module.add, "-": op_module.sub, "*": op_module.mul,
+             "/": op_module.truediv, "@": op_module.matmul}
+    value = terms[0]
+    for symbol, term in zip(ops, terms[1:]):
+        value = table[symbol](value, term)
+    return value
+
+
+@pytest.mark.parametrize("ops", [["+"], ["-"], ["*"], ["/"], ["+", "-"], ["*", "/"]])
+def test_long_chains_give_the_left_deep_tree(ops, monkeypatch):
+    monkeypatch.setattr(sys, "setrecursionlimit", _refuse_global_change)
+    n = 7000
+    names = ["x", "y", "z"]
+    symbols = [ops[k % len(ops)] for k in range(n - 1)]
+    text = names[0] + "".join(f" {s} {names[(k + 1) % 3]}" for k, s in enumerate(symbols))
+    shapes = {"x": (2,), "y": (2,), "z": (2,)}
+    expected = _left_fold(symbols, [sd.var(names[k % 3], (2,)) for k in range(n)])
+    assert sd.parse(text, shapes) is expected
+
+
+def test_long_chain_of_mixed_precedence(monkeypatch):
+    monkeypatch.setattr(sys, "setrecursionlimit", _refuse_global_change)
+    x, y, z = sd.var("x"), sd.var("y"), sd.var("z")
+    term = x * y / z
+    expected = _left_fold(["+", "-"] * 1500, [term] * 3001)
+    text = "x * y / z" + "".join(f" {symbol} x * y / z" for symbol in ["+", "-"] * 1500)
+    assert sd.parse(text) is expected
+
+
+def _refuse_global_change(*args):
+    raise AssertionError("sd.parse changed the process-wide recursion limit")
+
+
+def test_long_chains_with_deep_terms_and_numbers(monkeypatch):
+    monkeypatch.setattr(sys, "setrecursionlimit", _refuse_global_change)
+    x, a = sd.var("x"), sd.var("a")
+    product = " * ".join(["x"] * 5000)
+    assert sd.parse(f"a + {product} - 2").op.name == "subtract"
+    assert sd.parse("+".join(["1"] * 5000)) is sd.const(np.int64(5000))
+    mixed = sd.parse(" - ".join(["a", product, "a"]))
+    assert mixed.inputs[1] is a and mixed.inputs[0].inputs[0] is a
+    assert sd.parse("a < " + "+".join(["x"] * 5000)).op.name == "less"
+    assert sd.parse(" + ".join(["True"] * 5000) + " + x").op.name == "add"  # True ends operands
+
+
+@pytest.mark.parametrize("text, where", [
+    ("+".join(["x"] * 5000) + " % 2", "%"),
+    ("+".join(["x"] * 5000) + " + __chain", "__chain"),
+    ("x < " + "+".join(["x"] * 5000) + " < x", "< x"),
+    ("+".join(["x"] * 5000) + " + q", "+ q"),
+    ("+".join(["x"] * 5000) + " + y[", "["),
+], ids=["unsupported-op", "reserved-name", "chained-compare", "shape-error", "unclosed"])
+def test_long_chain_errors_keep_exact_positions(text, where):
+    with pytest.raises(sd.SymdiffError) as info:
+        sd.parse(text, {"x": (2,), "q": (3,)})
+    assert info.value.position == text.rindex(where), str(info.value)[:200]
+
+
+def test_long_chains_inside_brackets(monkeypatch):
+    """Chains inside call arguments, parentheses and list items are parsed on their own and
+    stand in the text as same-length placeholders, so positions stay exact."""
+    monkeypatch.setattr(sys, "setrecursionlimit", _refuse_global_change)
+    chain = " + ".join(["x"] * 4000)
+    ref = sd.parse(chain)
+    assert sd.parse(f"({chain})") is ref
+    assert sd.parse(f"exp({chain}) * 2") is sd.exp(ref) * 2
+    assert sd.parse(f"sum({chain}, keepdims=True)") is sd.sum(ref, keepdims=True)
+    assert sd.parse(f"exp({chain}) + ({chain} - sum({chain}))") is sd.exp(ref) + (ref - sd.sum(ref))
+    vs = " + ".join(["v"] * 4000)
+    assert sd.parse(f"concatenate([{vs}, v])", {"v": (2,)}).shape == (4,)
+    multiline = "(\n" + chain.replace(" + x + x", " + x  # note\n + x \\\n", 7) + "\n)"
+    assert sd.parse(multiline) is ref
+    bad = f"exp({chain}) + ({chain} + ({chain} @ ))"
+    with pytest.raises(sd.ParseError) as info:
+        sd.parse(bad)
+    assert info.value.position == len(bad) - 2
+    with pytest.raises(sd.ParseError) as info:
+        sd.parse(f"({chain} + __group0)")
+    assert "'__'" in str(info.value) and info.value.position == len(chain) + 4

@@ -38,36 +38,39 @@ function. The conversion of the tree uses an explicit stack, never recursion.
 Limits of ``ast.parse`` itself (CPython 3.11): at most 200 nested brackets; roughly 1000 nested
 unary operators or right-associative ``**``; and the C code turning the parse into ``ast``
 objects stops at about 3 x ``sys.getrecursionlimit()`` levels, so a left-deep chain such as
-``x + x + ... + x`` longer than about 3000 terms fails with RecursionError. Such texts (up to
-:data:`DEEP_PARSE_MAX_CHARS` characters) are parsed again in a worker thread whose stack is
-sized to the text (measured: ~81 bytes of C stack per tree level; 256 bytes per character are
-reserved) with the recursion limit raised for the duration of that one ``ast.parse`` call, so a
-100,000-term sum parses. Everything the parser still refuses is a ParseError.
+``x + x + ... + x`` longer than about 3000 terms fails with RecursionError. Such a chain (up to
+:data:`DEEP_PARSE_MAX_CHARS` characters) is split at its top-level operators (found with the
+``tokenize`` module) and parsed in pieces of a few hundred terms, left to right, which gives the
+very tree the whole text would. A long chain inside brackets (a call argument, a list item, a
+parenthesized operand) is parsed on its own the same way and stands in the text as a
+placeholder name of the same length, so every other position is unchanged. No process-wide
+state (the recursion limit, a thread's stack size) is touched, so a 100,000-term sum parses
+while other threads run. A deep nesting that is not a chain (10,000 brackets, unary minuses or
+``.T``; a chain inside a subscript) is a ParseError.
 """
 from __future__ import annotations
 
 import ast
+import bisect
 import inspect
+import io
+import keyword
 import operator
 import re
-import sys
-import threading
+import tokenize
 import unicodedata
 import warnings
 from collections.abc import Mapping
 
-from ..errors import ParseError, ShapeError, SymdiffError
+from ..errors import ParseError, ShapeError, SymdiffError, SymdiffWarning
 from ..graph import Expr, as_expr, normalize_shape, var
 from ..ops import FUNCTIONS, maximum, minimum
 
 __all__ = ["parse", "DEEP_PARSE_MAX_CHARS"]
 
-#: Longest text retried with a big-stack worker thread when ``ast.parse`` hits its recursion
-#: limit (0 disables the retry). The worker reserves 256 bytes of stack per character.
+#: Longest text split into pieces when ``ast.parse`` hits its depth limit on a long chain
+#: (0 refuses such texts).
 DEEP_PARSE_MAX_CHARS = 1_000_000
-_STACK_BYTES_PER_CHAR = 256
-_MIN_DEEP_STACK = 32 * 1024 * 1024
-_deep_lock = threading.Lock()
 
 _INT64_MIN, _INT64_MAX = -2 ** 63, 2 ** 63 - 1
 _MAX_EXACT_POW_BITS = 4096
@@ -88,6 +91,9 @@ _CMPOPS = {ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt,
            ast.GtE: operator.ge, ast.Eq: operator.eq, ast.NotEq: operator.ne}
 _CMP_TEXT = {ast.Is: "is", ast.IsNot: "is not", ast.In: "in", ast.NotIn: "not in"}
 _FOLDABLE = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow)
+_SYMBOL_OPS = {"+": ast.Add, "-": ast.Sub, "*": ast.Mult, "/": ast.Div, "@": ast.MatMult,
+               "<": ast.Lt, "<=": ast.LtE, ">": ast.Gt, ">=": ast.GtE, "==": ast.Eq,
+               "!=": ast.NotEq}
 
 _DESCRIBE = {
     ast.Lambda: "lambda", ast.ListComp: "a list comprehension",
@@ -108,10 +114,12 @@ _LIST_FUNCTIONS = {"concatenate": "xs", "stack": "xs"}
 # positions: ast (line, UTF-8 byte column) -> character offset into the original text
 # ---------------------------------------------------------------------------------------------
 class _Source:
-    def __init__(self, text: str, skip: int):
+    def __init__(self, text: str, skip: int, body: str | None = None):
         self.text = text
-        self.skip = skip          # leading whitespace stripped before ast.parse
-        body = text[skip:]
+        # offset of body[0] in text: the leading whitespace stripped before ast.parse, or the
+        # start of one piece of a long chain (see _parse_long_chain)
+        self.skip = skip
+        body = text[skip:] if body is None else body
         self.body = body
         self.starts = [0] + [m.end() for m in re.finditer(r"\r\n|\r|\n", body)]
         self._encoded: dict[int, bytes] = {}
@@ -204,71 +212,267 @@ def _quiet_ast_parse(body: str) -> ast.Expression:
         return ast.parse(body, mode="eval")
 
 
+class _TooDeep(Exception):
+    """ast.parse gave up on the nesting depth (its C recursion guard)."""
+
+
 def _ast_parse(src: _Source) -> ast.Expression:
-    body = src.body
+    """``ast.parse`` of ``src.body``; _TooDeep when it hits its depth limit, ParseError for
+    anything else it refuses."""
     try:
-        # under the lock: the deep path changes the process-wide recursion limit, which an
-        # ast.parse running at that moment in another thread must not see
-        with _deep_lock:
-            return _quiet_ast_parse(body)
+        return _quiet_ast_parse(src.body)
     except (RecursionError, SystemError):
-        pass  # a long left-deep chain: retried below with a bigger stack
+        raise _TooDeep from None
     except MemoryError:
         raise _too_deep(src, "parser stack exhausted") from None
-    except SyntaxError as exc:
+    except (SyntaxError, ValueError, TypeError, OverflowError) as exc:
         raise _syntax_error(exc, src) from None
-    except (ValueError, TypeError, OverflowError) as exc:
-        raise _syntax_error(exc, src) from None
-    return _ast_parse_deep(src)
 
 
-def _ast_parse_deep(src: _Source) -> ast.Expression:
-    """``ast.parse`` in a worker thread with a stack sized to the text and the recursion limit
-    raised for the duration of the call, for chains deeper than ast's default limit."""
-    body = src.body
-    if len(body) > DEEP_PARSE_MAX_CHARS:
-        raise src.error(
-            f"expression nested too deeply: Python's ast.parse hit its recursion limit and the "
-            f"text is longer than {DEEP_PARSE_MAX_CHARS} characters, the most parsed with a "
-            f"larger stack (symdiff.parse.DEEP_PARSE_MAX_CHARS)", 0)
-    box: dict = {}
-    need = len(body) + 1000  # ast's limit is 3x the recursion limit, counted in tree levels
+# ---------------------------------------------------------------------------------------------
+# long left-deep chains, split into pieces ast.parse can take (no recursion limit is changed)
+# ---------------------------------------------------------------------------------------------
+_PIECE_TERMS = 256  # terms per ast.parse call: far below ast's ~3000-level limit
+_CHAIN = "__chain"  # stands for the value of the pieces before (user text cannot say "__")
+# binary operators by precedence level, lowest first (Python's table); ** is right-associative
+_LEVELS = ({"<", "<=", ">", ">=", "==", "!="}, {"+", "-"}, {"*", "/", "@", "//", "%"})
+_OPERAND_END = {")", "]", "}", "..."}
+_SKIPPED_TOKENS = (tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT, tokenize.ENDMARKER,
+                   tokenize.INDENT, tokenize.DEDENT)
 
-    def work():
-        old = sys.getrecursionlimit()
-        try:
-            sys.setrecursionlimit(max(old, need))
-            try:
-                box["tree"] = _quiet_ast_parse(body)
-            finally:
-                sys.setrecursionlimit(old)
-        except BaseException as exc:  # handed to the calling thread
-            box["error"] = exc
 
-    stack = _MIN_DEEP_STACK + _STACK_BYTES_PER_CHAR * len(body)
-    stack = -(-stack // 65536) * 65536
-    with _deep_lock:
-        thread = threading.Thread(target=work, name="symdiff-parse", daemon=True)
-        try:
-            old_stack = threading.stack_size(stack)
-            try:
-                thread.start()
-            finally:
-                threading.stack_size(old_stack)
-        except (RuntimeError, ValueError, MemoryError) as exc:
-            raise src.error(f"expression nested too deeply for Python's parser and no "
-                            f"large-stack thread could be started ({exc})", 0) from None
-        thread.join()
-    exc = box.get("error")
-    if exc is None:
-        return box["tree"]
-    if isinstance(exc, RecursionError):
+def _ends_operand(tok) -> bool:
+    """True when ``tok`` (the token before an operator) ends an operand, so the operator is
+    binary (``a - b``), not unary (``(-b``, ``, -b``)."""
+    if tok is None:
+        return False
+    if tok.type in (tokenize.NAME, tokenize.NUMBER, tokenize.STRING):
+        return not keyword.iskeyword(tok.string) or tok.string in ("True", "False", "None")
+    return tok.string in _OPERAND_END
+
+
+def _top_level_operators(src: _Source):
+    """(level, start, end) of each binary operator outside brackets, offsets into the text, or
+    None when the body cannot be tokenized (then ast.parse's own error stands)."""
+    found = []
+    depth = 0
+    previous = None  # the last significant token: tells binary from unary + and -
+    try:
+        tokens = tokenize.generate_tokens(io.StringIO(src.body, newline="").readline)
+        for tok in tokens:
+            if tok.type in _SKIPPED_TOKENS:
+                continue
+            text = tok.string
+            if tok.type == tokenize.OP and text in "([{":
+                depth += 1
+            elif tok.type == tokenize.OP and text in ")]}":
+                depth -= 1
+            elif depth == 0 and tok.type == tokenize.OP and _ends_operand(previous):
+                for level, symbols in enumerate(_LEVELS):
+                    if text in symbols:
+                        (row, col), (end_row, end_col) = tok.start, tok.end
+                        found.append((level, src.at(row, col, chars=True),
+                                      src.at(end_row, end_col, chars=True)))
+            previous = tok
+    except (tokenize.TokenError, SyntaxError, ValueError):
+        return None
+    return found
+
+
+def _parse_long_chain(src: _Source, table: dict, found: dict):
+    """The value of ``src.body`` when it is a chain of left-associative binary operators too
+    long for ``ast.parse`` (``x + x + ... + x``), or None when it is not.
+
+    The chain is split at the operators of its lowest precedence level outside brackets, and
+    the pieces are parsed one after another, each as ``__chain op term op term ...`` with
+    ``__chain`` standing for the value of the pieces before: left-to-right evaluation of a
+    left-associative chain, exactly as the whole tree would give. A piece still too deep (a
+    term that is itself a long chain of a higher level) is taken term by term, each term split
+    the same way; the levels bound that nesting to three. Positions in errors stay exact: each
+    piece's source knows its offset in the original text.
+    """
+    operators = _top_level_operators(src)
+    if not operators:
+        return None
+    lowest = min(level for level, _, _ in operators)
+    cuts = [(start, end) for level, start, end in operators if level == lowest]
+    if lowest == 0 and len(cuts) > 1:
+        raise src.error("chained comparisons (a < b < c) are not supported; compare two "
+                        "operands at a time", cuts[1][0])
+    stop = src.skip + len(src.body)
+    value = _MISSING
+    for first in range(0, len(cuts) + 1, _PIECE_TERMS):
+        start = src.skip if first == 0 else cuts[first - 1][0]
+        last = first + _PIECE_TERMS
+        end = cuts[last - 1][0] if last <= len(cuts) else stop
+        value = _parse_piece(src, start, end, value, table, found)
+    return value
+
+
+_MISSING = object()
+
+
+def _span(src: _Source, start: int, end: int) -> str:
+    """The part of ``src.body`` between two offsets into the text."""
+    return src.body[start - src.skip:end - src.skip]
+
+
+def _parse_piece(src: _Source, start: int, end: int, before, table: dict, found: dict):
+    """The value of the span ``start:end`` of ``src`` (a piece of a chain that begins with its
+    operator unless it is the first), with ``before`` the value of the chain up to ``start``."""
+    piece = _piece_source(src, start, end, before)
+    try:
+        tree = _ast_parse(piece)
+    except _TooDeep:
+        return _parse_terms(src, start, end, before, table, found)
+    placeholders = None if before is _MISSING else {(_CHAIN, 1, 0): before}
+    converter = _Converter(piece, table, found, placeholders)
+    return converter.convert(tree.body)
+
+
+def _piece_source(src: _Source, start: int, end: int, before) -> _Source:
+    """The span ``start:end`` of ``src``, headed by the placeholder ``__chain`` when a value
+    comes before it (the piece then starts with its operator); offsets stay those of the
+    text."""
+    if before is _MISSING:
+        return _Source(src.text, start, _span(src, start, end))
+    return _Source(src.text, start - len(_CHAIN), _CHAIN + _span(src, start, end))
+
+
+def _parse_terms(src: _Source, start: int, end: int, before, table: dict, found: dict):
+    """A piece term by term: each term parsed on its own (as a chain of a higher level if it
+    is one), combined with the value before through the piece's operators."""
+    piece = _piece_source(src, start, end, before)
+    operators = _top_level_operators(piece)
+    if not operators:
+        raise _too_deep(piece, "recursion limit")
+    lowest = min(level for level, _, _ in operators)
+    cuts = [(s, e) for level, s, e in operators if level == lowest]
+    combine = _Converter(piece, table, found)
+    if before is _MISSING:  # the first term of the whole chain
+        before = _parse_term(src, start, cuts[0][0], table, found)
+    for k, (op_start, op_end) in enumerate(cuts):
+        term_end = cuts[k + 1][0] if k + 1 < len(cuts) else end
+        term = _parse_term(src, op_end, term_end, table, found)
+        before = combine.chain_link(_span(src, op_start, op_end), before, term, op_start)
+    return before
+
+
+def _parse_term(outer: _Source, start: int, end: int, table: dict, found: dict):
+    """The value of the span ``start:end`` of ``outer``, one operand of a chain or one
+    bracketed element, parsed on its own (and, if still too deep, split again)."""
+    body = _span(outer, start, end)
+    stripped = body.lstrip(" \t\f\r\n")
+    src = _Source(outer.text, start + len(body) - len(stripped), _one_line(stripped))
+    try:
+        tree = _ast_parse(src)
+    except _TooDeep:
+        return _parse_deep(src, table, found)
+    return _Converter(src, table, found).convert(tree.body)
+
+
+def _one_line(body: str) -> str:
+    """``body`` with its comments, line breaks and line continuations blanked, one character
+    for one (so every offset is kept): a bracketed element parsed outside its brackets may
+    span lines, which Python allows only inside brackets."""
+    if "\n" not in body and "\r" not in body:
+        return body
+    wrapped = _Source("(" + body + ")", 0)  # tokenized inside brackets, as in the text
+    chars = list(body)
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(wrapped.body, newline="").readline):
+            if tok.type == tokenize.COMMENT:
+                start = wrapped.at(*tok.start, chars=True) - 1
+                end = wrapped.at(*tok.end, chars=True) - 1
+                chars[start:end] = " " * (end - start)
+    except (tokenize.TokenError, SyntaxError, ValueError):
+        return body
+    for i, char in enumerate(chars):
+        if char in "\r\n" or (char == "\\" and i + 1 < len(chars) and chars[i + 1] in "\r\n"):
+            chars[i] = " "
+    return "".join(chars)
+
+
+def _parse_deep(src: _Source, table: dict, found: dict):
+    """The value of a text too deep for ``ast.parse``: a long chain at its top level is parsed
+    piecewise; otherwise long chains inside brackets (call arguments, list items, parentheses)
+    are parsed on their own and stand in the text as placeholders of the same length (so every
+    other position is unchanged). Anything else too deep is a ParseError."""
+    value = _parse_long_chain(src, table, found)
+    if value is not None:
+        return value
+    spans = _long_elements(src)
+    if not spans:
+        raise _too_deep(src, "recursion limit")
+    masked = list(src.body)
+    placeholders = {}
+    for k, (start, end) in enumerate(spans):
+        name = f"{_GROUP}{k}"
+        first = start - src.skip
+        for i in range(first, end - src.skip):
+            if masked[i] not in "\r\n":
+                masked[i] = " "
+        masked[first:first + len(name)] = name
+        line = bisect.bisect_right(src.starts, first) - 1
+        column = len(src.body[src.starts[line]:first].encode("utf-8", "surrogatepass"))
+        placeholders[(name, line + 1, column)] = _parse_term(src, start, end, table, found)
+    outer = _Source(src.text, src.skip, "".join(masked))
+    try:
+        tree = _ast_parse(outer)
+    except _TooDeep:
         raise _too_deep(src, "recursion limit") from None
-    if isinstance(exc, MemoryError):
-        raise _too_deep(src, "parser stack exhausted") from None
-    if isinstance(exc, (SyntaxError, ValueError, TypeError, OverflowError)):
-        raise _syntax_error(exc, src) from None
-    raise exc
+    return _Converter(outer, table, found, placeholders).convert(tree.body)
+
+
+_GROUP = "__group"  # stands for a long bracketed chain parsed on its own
+
+
+def _long_elements(src: _Source) -> list:
+    """(start, end) text offsets of the bracketed elements (a call argument or keyword value,
+    a list or tuple item, a parenthesized expression; never a subscript) that hold at least
+    ``_PIECE_TERMS`` binary operators at their own level, outermost only."""
+    spans = []
+    groups = []  # per open bracket: [element start, operator count, usable, tokens in element]
+    previous = None
+    try:
+        tokens = tokenize.generate_tokens(io.StringIO(src.body, newline="").readline)
+        for tok in tokens:
+            if tok.type in _SKIPPED_TOKENS:
+                continue
+            text = tok.string
+            offset = src.at(*tok.start, chars=True)
+            end = src.at(*tok.end, chars=True)
+            if tok.type == tokenize.OP and text in "([{":
+                subscript = text == "[" and _ends_operand(previous)
+                groups.append([end, 0, not subscript and text != "{", 0])
+            elif groups and tok.type == tokenize.OP and text in ",)]}":
+                start, count, usable, _ = groups[-1]
+                if usable and count >= _PIECE_TERMS:
+                    spans.append((start, offset))
+                if text == ",":
+                    groups[-1][:2], groups[-1][3] = [end, 0], 0
+                else:
+                    groups.pop()
+            elif groups:
+                group = groups[-1]
+                if tok.type == tokenize.OP and text == "=" and group[3] == 1:
+                    group[0], group[1] = end, 0  # a keyword argument: its value
+                elif tok.type == tokenize.OP and text in (":", ":="):
+                    group[2] = False  # a slice, a lambda or a walrus: left to ast
+                elif tok.type == tokenize.OP and _ends_operand(previous) and any(
+                        text in symbols for symbols in _LEVELS):
+                    group[1] += 1
+            if groups and not (tok.type == tokenize.OP and text in "([{"):
+                groups[-1][3] += 1
+            previous = tok
+    except (tokenize.TokenError, SyntaxError, ValueError):
+        return []
+    spans.sort(key=lambda span: (span[0], -span[1]))
+    outermost = []
+    for span in spans:
+        if not outermost or span[0] >= outermost[-1][1]:
+            outermost.append(span)
+    return outermost
 
 
 # ---------------------------------------------------------------------------------------------
@@ -341,10 +545,15 @@ def _contains_expr(value) -> bool:
 # the converter
 # ---------------------------------------------------------------------------------------------
 class _Converter:
-    def __init__(self, src: _Source, shapes: dict):
+    def __init__(self, src: _Source, shapes: dict, found: dict | None = None,
+                 placeholders: dict | None = None):
         self.src = src
         self.shapes = shapes
-        self.vars: dict[str, Expr] = {}
+        self.vars: dict[str, Expr] = {} if found is None else found
+        # (name, line, UTF-8 column) -> value: the stand-ins of parts parsed on their own (a
+        # long chain's earlier pieces, a long bracketed chain); matched by position, so a name
+        # the user wrote is never taken for one
+        self.placeholders = placeholders or {}
 
     def fail(self, message: str, node=None, pos: int | None = None) -> ParseError:
         return self.src.error(message, self.src.start(node) if pos is None else pos)
@@ -498,6 +707,10 @@ class _Converter:
 
     def name(self, node) -> Expr:
         name = node.id
+        if self.placeholders:
+            key = (name, node.lineno, node.col_offset)
+            if key in self.placeholders:
+                return self.placeholders[key]
         found = self.vars.get(name)
         if found is not None:
             return found
@@ -522,22 +735,9 @@ class _Converter:
             v = as_expr(v)
             return -v if neg else v
         if t is ast.BinOp:
-            a, b = vals
-            op = type(node.op)
-            if _is_number(a) and _is_number(b) and op in _FOLDABLE:
-                try:
-                    return _fold(op, a, b)
-                except (ArithmeticError, ValueError) as exc:
-                    raise self.fail(f"cannot compute {_num(a)} {_sym(op)} {_num(b)}: {exc}",
-                                    pos=self.op_pos(node.left)) from None
-            if not isinstance(a, Expr) and not isinstance(b, Expr):
-                a = as_expr(a)
-            return _BINOPS[op](a, b)
+            return self.binary(type(node.op), *vals, lambda: self.op_pos(node.left))
         if t is ast.Compare:
-            a, b = vals
-            if not isinstance(a, Expr) and not isinstance(b, Expr):
-                a = as_expr(a)
-            return _CMPOPS[type(node.ops[0])](a, b)
+            return self.binary(type(node.ops[0]), *vals, lambda: self.op_pos(node.left))
         if t is ast.Call:
             return self.call(node, vals)
         if t is ast.Attribute:
@@ -553,6 +753,34 @@ class _Converter:
         if t is ast.List:
             return list(vals)
         raise AssertionError(f"unexpected node {t.__name__}")  # visit() admits nothing else
+
+    def binary(self, op: type, a, b, where):
+        """``a op b`` (an ``ast`` operator class) for two built operands: two literal numbers
+        fold in Python, anything else builds a node. ``where()``: the operator's position."""
+        if _is_number(a) and _is_number(b) and op in _FOLDABLE:
+            try:
+                return _fold(op, a, b)
+            except (ArithmeticError, ValueError) as exc:
+                raise self.fail(f"cannot compute {_num(a)} {_sym(op)} {_num(b)}: {exc}",
+                                pos=where()) from None
+        if not isinstance(a, Expr) and not isinstance(b, Expr):
+            a = as_expr(a)
+        return (_BINOPS.get(op) or _CMPOPS[op])(a, b)
+
+    def chain_link(self, symbol: str, a, b, pos: int):
+        """``a symbol b`` between two terms of a long chain, its errors located at ``pos``."""
+        op = _SYMBOL_OPS.get(symbol)
+        if op is None:
+            raise self.fail(f"operator {symbol!r} is not supported", pos=pos)
+        try:
+            return self.binary(op, a, b, lambda: pos)
+        except ParseError:
+            raise
+        except SymdiffError as exc:
+            raise _located(exc, self.src, pos) from None
+        except (TypeError, ValueError, ArithmeticError) as exc:
+            raise self.fail(f"cannot build {symbol}: {type(exc).__name__}: {exc}",
+                            pos=pos) from None
 
     def build_pos(self, node) -> int:
         """Where to report an error raised while building ``node``."""
@@ -670,6 +898,12 @@ def parse(text: str, shapes: dict | None = None) -> Expr:
     ``shapes`` maps variable names to shapes; a name not in it is a scalar (float64) variable,
     the same node as ``sd.var(name, shape)``. See the module docstring for the grammar.
 
+    A ``shapes`` key that names no variable of the text is most likely a typo (its variable
+    then silently becomes a scalar), so it gives a :class:`~symdiff.errors.SymdiffWarning`
+    naming the key and the variables that fell back to scalars. A warning, not an error: one
+    shapes dict may serve several texts. Turn it into an error with
+    ``warnings.simplefilter("error", sd.SymdiffWarning)``.
+
     >>> import symdiff as sd
     >>> e = sd.parse("(x + y) * max(y, z)")
     >>> float(sd.compile(e)(x=1.0, y=2.0, z=0.0))
@@ -680,8 +914,35 @@ def parse(text: str, shapes: dict | None = None) -> Expr:
     table = _shape_table(shapes)
     body = text.lstrip(" \t\f\r\n")  # as eval(): leading blank space is not an indent
     src = _Source(text, len(text) - len(body))
-    tree = _ast_parse(src)
-    result = _Converter(src, table).convert(tree.body)
+    found: dict = {}
+    try:
+        tree = _ast_parse(src)
+    except _TooDeep:
+        result = _long_chain(src, table, found)
+    else:
+        result = _Converter(src, table, found).convert(tree.body)
     if isinstance(result, (list, tuple, slice)) or result is Ellipsis:
         raise src.error("the text must be one expression", src.skip)
+    _warn_unused_shapes(table, found)
     return as_expr(result)
+
+
+def _long_chain(src: _Source, table: dict, found: dict):
+    """A text too deep for ast.parse: a long chain is parsed piecewise, anything else (10,000
+    nested brackets or unary minuses) is a ParseError."""
+    if len(src.body) > DEEP_PARSE_MAX_CHARS:
+        raise src.error(
+            f"expression nested too deeply: Python's ast.parse hit its recursion limit and the "
+            f"text is longer than {DEEP_PARSE_MAX_CHARS} characters, the most split into "
+            f"pieces (symdiff.interop.parse.DEEP_PARSE_MAX_CHARS)", 0)
+    return _parse_deep(src, table, found)
+
+
+def _warn_unused_shapes(table: dict, found: dict) -> None:
+    unused = sorted(name for name in table if name not in found)
+    if unused:
+        scalars = sorted(name for name in found if name not in table)
+        fallback = (f"; the text's variables without a shape, {scalars}, are scalars"
+                    if scalars else "")
+        warnings.warn(f"parse: shapes names {unused}, which the text does not use{fallback}",
+                      SymdiffWarning, stacklevel=3)

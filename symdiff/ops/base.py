@@ -19,7 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import ShapeError, fmt_shape
+from ..errors import ShapeError, SymdiffError, fmt_shape
 from ..graph import Expr, apply
 from .kernels import NUMPY
 from .lowering import Arg, evaluator
@@ -58,6 +58,9 @@ class Op:
                 from ..errors import SymdiffError
                 raise SymdiffError(f"{type(self).__name__}: {key!r} is not a parameter")
         object.__setattr__(self, "params", tuple(sorted(params.items())))
+        # identity compares params by type as well as value: Python's True == 1 == 1.0 would
+        # otherwise let a node built with axis=True be interned as (and reused for) axis=1
+        object.__setattr__(self, "_identity", _typed(self.params))
         for key, value in params.items():
             object.__setattr__(self, key, value)
 
@@ -70,10 +73,10 @@ class Op:
         raise AttributeError("ops are immutable")
 
     def __eq__(self, other):
-        return type(self) is type(other) and self.params == other.params
+        return type(self) is type(other) and self._identity == other._identity
 
     def __hash__(self):
-        return hash((type(self), self.params))
+        return hash((type(self), self._identity))
 
     def __repr__(self):
         inner = ", ".join(f"{k}={v!r}" for k, v in self.params)
@@ -121,6 +124,16 @@ class Op:
                          if k not in defaults or defaults[k] != v)
 
 
+def _typed(value):
+    """``value`` with every leaf tagged by its type (floats by their exact bits, so -0.0, 0.0
+    and nan each have one identity): equal results mean equal types and equal values."""
+    if isinstance(value, tuple):
+        return ("tuple",) + tuple(_typed(v) for v in value)
+    if isinstance(value, float):
+        return ("float", value.hex())
+    return (type(value).__name__, value)
+
+
 def _init_defaults(cls) -> dict:
     params = inspect.signature(cls.__init__).parameters.values()
     return {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
@@ -151,6 +164,55 @@ def normalize_axis(axis, ndim: int, opname: str, shape: tuple) -> tuple | None:
     if len(set(out)) != len(out):
         raise ShapeError(f"{opname}: repeated axis in {axis!r} for shape {fmt_shape(shape)}")
     return tuple(sorted(out))
+
+
+# -- param checks, run by each op's constructor (the one path shared by the API functions, the
+# parser and the graph-file loader), so a param's type and form are the op's own business -----
+def int_param(value, opname: str, what: str) -> int:
+    """``value`` as a Python int; SymdiffError for bools, floats and anything else."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise SymdiffError(f"{opname}: {what} must be an int, got {value!r}")
+    return int(value)
+
+
+def bool_param(value, opname: str, what: str) -> bool:
+    """``value`` as a Python bool (also accepts the ints 0 and 1, as NumPy's keepdims)."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)) and value in (0, 1):
+        return bool(value)
+    raise SymdiffError(f"{opname}: {what} must be True or False, got {value!r}")
+
+
+def float_param(value, opname: str, what: str) -> float:
+    """``value`` (a real number, not a bool) as a Python float."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+            value, (int, float, np.integer, np.floating)):
+        raise SymdiffError(f"{opname}: {what} must be a number, got {value!r}")
+    return float(value)
+
+
+def axes_param(axis, opname: str) -> tuple | None:
+    """A reduction's ``axis`` param: None or a sorted tuple of distinct non-negative ints (the
+    form :func:`normalize_axis` gives; the range is checked against the input by ``infer``)."""
+    if axis is None:
+        return None
+    if not isinstance(axis, (tuple, list)):
+        raise SymdiffError(f"{opname}: axis param must be None or a tuple of ints, got "
+                           f"{axis!r}")
+    axes = tuple(int_param(a, opname, "each axis") for a in axis)
+    if any(a < 0 for a in axes) or list(axes) != sorted(set(axes)):
+        raise SymdiffError(f"{opname}: axis param {axis!r} must be sorted, distinct and "
+                           f"non-negative")
+    return axes
+
+
+def check_axis_range(axis: int, ndim: int, opname: str, shape: tuple) -> None:
+    """ShapeError unless ``0 <= axis < ndim``: params hold axes in normalized form only, so one
+    meaning has one identity (``axis=-1`` and ``axis=1`` of a matrix are not two nodes)."""
+    if not 0 <= axis < ndim:
+        raise ShapeError(f"{opname}: axis {axis} is not a normalized axis (0 to {ndim - 1}) "
+                         f"for shape {fmt_shape(shape)}")
 
 
 def normalize_single_axis(axis, ndim: int, opname: str, shape: tuple) -> int:

@@ -18,7 +18,8 @@ import numpy as np
 from ..errors import DTypeError
 from ..graph import Expr, apply, as_expr, broadcast_shapes, const
 from . import kernels
-from .base import (PREC_ADD, PREC_CMP, PREC_MUL, PREC_POW, PREC_UNARY, Op, float_dtype)
+from .base import (PREC_ADD, PREC_CMP, PREC_MUL, PREC_POW, PREC_UNARY, Op, float_dtype,
+                   float_param)
 from .lowering import Call, Infix, Prefix
 from .shape import broadcast_to
 
@@ -457,7 +458,8 @@ class Hardtanh(Op):
     name = "hardtanh"
 
     def __init__(self, lo=-1.0, hi=1.0):
-        super().__init__(lo=float(lo), hi=float(hi))
+        super().__init__(lo=float_param(lo, "hardtanh", "lo"),
+                         hi=float_param(hi, "hardtanh", "hi"))
 
     def infer(self, x):
         return x.shape, float_dtype(x.dtype)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ..errors import ShapeError
 from ..graph import Expr, apply, as_expr
-from .base import Op, float_dtype, normalize_single_axis
+from .base import Op, check_axis_range, float_dtype, int_param, normalize_single_axis
 from .elementwise import exp
 from .lowering import Call
 from .reduce import sum as reduce_sum
@@ -19,9 +19,10 @@ class Softmax(Op):
     name = "softmax"
 
     def __init__(self, axis=-1):
-        super().__init__(axis=axis)
+        super().__init__(axis=int_param(axis, self.name, "axis"))
 
     def infer(self, x):
+        check_axis_range(self.axis, x.ndim, self.name, x.shape)
         if x.shape[self.axis] == 0:
             raise ShapeError(f"{self.name}: axis {self.axis} of shape {x.shape} is empty")
         return x.shape, float_dtype(x.dtype)

@@ -10,7 +10,8 @@ import numpy as np
 
 from ..errors import ShapeError, expect_bool
 from ..graph import Expr, apply, as_expr, const
-from .base import Op, float_dtype, normalize_axis
+from .base import (Op, axes_param, bool_param, check_axis_range, float_dtype, int_param,
+                   normalize_axis)
 from .kernels import scalar_identity
 from .lowering import Call
 from .elementwise import equal, exp, stop_gradient, where
@@ -32,11 +33,14 @@ class Reduce(Op):
     scalar = staticmethod(scalar_identity)  # reducing a 0-d value leaves it
 
     def __init__(self, axis=None, keepdims=False):
-        super().__init__(axis=axis, keepdims=bool(keepdims))
+        super().__init__(axis=axes_param(axis, self.name),
+                         keepdims=bool_param(keepdims, self.name, "keepdims"))
 
     needs_entries = False  # True: no identity (max, min, logsumexp), so no empty reduction
 
     def infer(self, x):
+        for axis in self.axis or ():
+            check_axis_range(axis, x.ndim, self.name, x.shape)
         if self.needs_entries:
             axes = range(x.ndim) if self.axis is None else self.axis
             if any(x.shape[a] == 0 for a in axes) or (x.size == 0 and x.ndim == 0):
@@ -173,9 +177,11 @@ class Argmax(Op):
     differentiable = False
 
     def __init__(self, axis=None):
-        super().__init__(axis=axis)
+        super().__init__(axis=None if axis is None else int_param(axis, "argmax", "axis"))
 
     def infer(self, x):
+        if self.axis is not None:
+            check_axis_range(self.axis, x.ndim, "argmax", x.shape)
         if x.size == 0:
             raise ShapeError(f"argmax: no entries in shape {x.shape}")
         if self.axis is None:

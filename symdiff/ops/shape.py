@@ -7,11 +7,13 @@ gets both gradients (CS224n), and the update to the embedding matrix stays spars
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from ..errors import DTypeError, ShapeError, fmt_shape
+from ..errors import DTypeError, ShapeError, SymdiffError, fmt_shape
 from ..graph import Expr, apply, as_expr, const, normalize_shape
-from .base import Op, normalize_single_axis
+from .base import Op, check_axis_range, int_param, normalize_single_axis
 from .kernels import scalar_identity
 from .lowering import Attr, Call, Subscript, Tuple
 
@@ -25,7 +27,9 @@ class Transpose(Op):
     name = "transpose"
 
     def __init__(self, axes):
-        super().__init__(axes=tuple(axes))
+        if not isinstance(axes, (tuple, list)):
+            raise SymdiffError(f"transpose: axes must be a tuple of ints, got {axes!r}")
+        super().__init__(axes=tuple(int_param(a, "transpose", "each axis") for a in axes))
 
     def infer(self, x):
         if sorted(self.axes) != list(range(x.ndim)):
@@ -79,7 +83,7 @@ class Reshape(Op):
     name = "reshape"
 
     def __init__(self, shape):
-        super().__init__(shape=tuple(shape))
+        super().__init__(shape=normalize_shape(shape, "reshape shape"))
 
     def infer(self, x):
         if int(np.prod(self.shape, dtype=np.int64)) != x.size:
@@ -130,7 +134,7 @@ class BroadcastTo(Op):
     name = "broadcast_to"
 
     def __init__(self, shape):
-        super().__init__(shape=tuple(shape))
+        super().__init__(shape=normalize_shape(shape, "broadcast_to shape"))
 
     def infer(self, x):
         try:
@@ -173,10 +177,13 @@ class Concatenate(Op):
     name = "concatenate"
 
     def __init__(self, axis=0):
-        super().__init__(axis=axis)
+        super().__init__(axis=int_param(axis, "concatenate", "axis"))
 
     def infer(self, *xs):
+        if not xs:
+            raise ShapeError("concatenate: expects at least one input")
         first = xs[0]
+        check_axis_range(self.axis, first.ndim, "concatenate", first.shape)
         for other in xs[1:]:
             same = (other.ndim == first.ndim and all(
                 a == b for i, (a, b) in enumerate(zip(first.shape, other.shape))
@@ -216,9 +223,12 @@ class Stack(Op):
     name = "stack"
 
     def __init__(self, axis=0):
-        super().__init__(axis=axis)
+        super().__init__(axis=int_param(axis, "stack", "axis"))
 
     def infer(self, *xs):
+        if not xs:
+            raise ShapeError("stack: expects at least one input")
+        check_axis_range(self.axis, xs[0].ndim + 1, "stack", xs[0].shape)
         for other in xs[1:]:
             if other.shape != xs[0].shape:
                 raise ShapeError(f"stack: shapes {fmt_shape(xs[0].shape)} and "
@@ -266,9 +276,10 @@ class Take(Op):
     name = "take"
 
     def __init__(self, axis=0):
-        super().__init__(axis=axis)
+        super().__init__(axis=int_param(axis, "take", "axis"))
 
     def infer(self, x, indices):
+        check_axis_range(self.axis, x.ndim, "take", x.shape)
         _check_indices(indices, x.shape[self.axis], "take", x.shape)
         shape = x.shape[:self.axis] + indices.shape + x.shape[self.axis + 1:]
         return shape, x.dtype
@@ -291,7 +302,10 @@ class ScatterAdd(Op):
     name = "scatter_add"
 
     def __init__(self, shape, axis=0):
-        super().__init__(shape=tuple(shape), axis=axis)
+        shape = normalize_shape(shape, "scatter_add shape")
+        axis = int_param(axis, "scatter_add", "axis")
+        check_axis_range(axis, len(shape), "scatter_add", shape)
+        super().__init__(shape=shape, axis=axis)
 
     def infer(self, g, indices):
         _check_indices(indices, self.shape[self.axis], "scatter_add", self.shape)
@@ -322,6 +336,8 @@ def take(x, indices, axis=0) -> Expr:
         except (ValueError, TypeError, OverflowError):  # ragged lists and the like
             raise ShapeError(f"take: indices must be integers or an integer array, got "
                              f"{indices!r:.80}") from None
+        if indices.size == 0 and indices.dtype.kind == "f":  # [] is float64 to NumPy
+            indices = indices.astype(np.int64)
     indices = as_expr(indices)
     axis = normalize_single_axis(axis, x.ndim, "take", x.shape)
     return apply(Take(axis), (x, indices))
@@ -364,6 +380,39 @@ def _encode_index(index) -> tuple:
                                  f"or integer arrays")
             spec.append(("array", arr.shape, tuple(int(v) for v in arr.ravel())))
     return tuple(spec)
+
+
+def _check_spec(spec) -> tuple:
+    """An index spec as ``_encode_index`` makes it, with every number a Python int (never a bool
+    or float: ``("int", True)`` would otherwise mean ``x[True]``); SymdiffError otherwise."""
+    if not isinstance(spec, tuple):
+        raise SymdiffError(f"getitem: index spec must be a tuple, got {spec!r}")
+    checked = []
+    for item in spec:
+        if not isinstance(item, tuple) or not item or item[0] not in _SPEC_ARITY \
+                or len(item) != _SPEC_ARITY[item[0]]:
+            raise SymdiffError(f"getitem: malformed index item {item!r}")
+        kind = item[0]
+        if kind == "int":
+            checked.append(("int", int_param(item[1], "getitem", "an index")))
+        elif kind == "slice":
+            parts = tuple(None if p is None else int_param(p, "getitem", "a slice bound")
+                          for p in item[1:])
+            if parts[2] == 0:
+                raise SymdiffError("getitem: slice step cannot be zero")
+            checked.append(("slice",) + parts)
+        elif kind == "array":
+            shape = normalize_shape(item[1], "getitem array shape")
+            if not isinstance(item[2], tuple) or len(item[2]) != math.prod(shape):
+                raise SymdiffError(f"getitem: array index values do not fill shape {shape}")
+            values = tuple(int_param(v, "getitem", "an array index") for v in item[2])
+            checked.append(("array", shape, values))
+        else:
+            checked.append((kind,))
+    return tuple(checked)
+
+
+_SPEC_ARITY = {"int": 2, "slice": 4, "newaxis": 1, "ellipsis": 1, "array": 3}
 
 
 def decode_index(spec: tuple) -> tuple:
@@ -419,7 +468,7 @@ class Index(Op):
     name = "getitem"
 
     def __init__(self, spec):
-        super().__init__(spec=spec)
+        super().__init__(spec=_check_spec(spec))
 
     def infer(self, x):
         return _index_shape(x.shape, self.spec), x.dtype
@@ -450,7 +499,7 @@ class IndexAdd(Op):
     name = "index_add"
 
     def __init__(self, spec, shape):
-        super().__init__(spec=spec, shape=tuple(shape))
+        super().__init__(spec=_check_spec(spec), shape=normalize_shape(shape, "index_add shape"))
 
     def infer(self, g):
         want = _index_shape(self.shape, self.spec)
