@@ -18,6 +18,7 @@ from .errors import (DisconnectedInputError, DTypeError, ShapeError, SymdiffErro
 from .graph import (Expr, _make_var, as_expr, const, grad_context, paused_gc, toposort,
                     variables_of)
 from . import ops
+from .printing import infix_short
 
 
 def unbroadcast(g: Expr, shape: tuple) -> Expr:
@@ -56,7 +57,6 @@ def _depends_on(order: Sequence[Expr], targets: Sequence[Expr]) -> set[int]:
 
 def _undefined(node: Expr, targets: Sequence[Expr]) -> UndefinedGradientError:
     names = ", ".join(repr(t.name) if t.is_var else "a node" for t in targets)
-    from .tools.inspect import infix_short
     return UndefinedGradientError(
         f"the gradient w.r.t. {names} flows through '{node.op.name}', which has no gradient, "
         f"at {infix_short(node)}; wrap that branch in stop_gradient(...) to treat it as a "

@@ -22,7 +22,7 @@ import math
 from operator import attrgetter
 import threading
 import weakref
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -35,6 +35,12 @@ _intern_lock = threading.Lock()
 _intern_table: "weakref.WeakValueDictionary[tuple, Expr]" = weakref.WeakValueDictionary()
 _grad_context = threading.local()  # .depth > 0 while build_grad adds gradient nodes
 _creation_counter = itertools.count()
+
+
+# Printers registered by the layers above (graph.py imports none of them): "str" and "repr"
+# by symdiff.printing, "latex" and "svg" (Jupyter's rich display) by symdiff.tools.inspect.
+# ``import symdiff`` imports both; before that, a node prints as a plain object.
+PRINTERS: dict[str, Callable] = {}
 
 
 class Expr:
@@ -88,22 +94,22 @@ class Expr:
     def __iter__(self):
         raise SymdiffError("a symbolic expression cannot be iterated; index it with x[i]")
 
+    # Printing is registered from above (see PRINTERS): graph.py imports no printer.
     def __repr__(self) -> str:
-        from .tools.inspect import short_repr
-        return short_repr(self)
+        printer = PRINTERS.get("repr")
+        return printer(self) if printer else object.__repr__(self)
 
     def __str__(self) -> str:
-        from .tools.inspect import infix
-        return infix(self)
+        printer = PRINTERS.get("str")
+        return printer(self) if printer else object.__repr__(self)
 
     def _repr_latex_(self):
-        from .tools.inspect import repr_latex
-        return repr_latex(self)
+        printer = PRINTERS.get("latex")
+        return printer(self) if printer else None
 
     def _repr_svg_(self):
-        from .tools.inspect import to_dot
-        from .tools.render import dot_to_svg_or_none
-        return dot_to_svg_or_none(to_dot(self))
+        printer = PRINTERS.get("svg")
+        return printer(self) if printer else None
 
     # -- operators (NumPy semantics; numbers and arrays on either side become constants) -----
     def __add__(self, other): return _ops.add(self, other)

@@ -19,16 +19,11 @@ import numpy as np
 
 from ..errors import ShapeError, fmt_shape
 from ..graph import Expr, apply
+from ..printing import (  # noqa: F401 (the ops' precedences)
+    PREC_ADD, PREC_ATOM, PREC_CMP, PREC_MUL, PREC_POW, PREC_UNARY)
 
 REGISTRY: dict[str, type] = {}
 
-# printing precedence (higher binds tighter), after Python's own table
-PREC_ATOM = 100
-PREC_POW = 60
-PREC_UNARY = 50
-PREC_MUL = 40
-PREC_ADD = 30
-PREC_CMP = 20
 
 
 class Op:
@@ -86,6 +81,11 @@ class Op:
         ``J_i t = d/dg <bprop_i(g), t>``, so every op with a bprop has a jvp."""
         from ..grad import transpose_bprop
         return transpose_bprop(self, inputs, out, tangents)
+
+    def suffix_text(self, inputs: Sequence[Expr]) -> str | None:
+        """Infix text to write after the first input instead of a call (``[0]``, ``.T``), or
+        None to print as a call."""
+        return None
 
     def params_text(self) -> str:
         """Params that differ from their defaults, as call arguments (e.g. ``axis=(1,)``)."""

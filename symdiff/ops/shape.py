@@ -31,6 +31,9 @@ class Transpose(Op):
                              f"{fmt_shape(x.shape)}")
         return tuple(x.shape[a] for a in self.axes), x.dtype
 
+    def suffix_text(self, inputs):
+        return ".T" if inputs[0].ndim == 2 else None  # (a @ b).T; other ranks print a call
+
     def lower(self, ctx, x):
         if self.axes == tuple(reversed(range(len(self.axes)))):
             return f"{x}.T"
@@ -404,6 +407,9 @@ class Index(Op):
 
     def params_text(self):
         return _spec_text(self.spec)
+
+    def suffix_text(self, inputs):
+        return _spec_text(self.spec)  # x[0, 1:3]
 
     def bprop(self, inputs, out, g):
         return [apply(IndexAdd(self.spec, inputs[0].shape), (g,))]

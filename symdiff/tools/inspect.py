@@ -17,58 +17,12 @@ import numpy as np
 
 from ..errors import fmt_shape
 from ..graph import Expr, toposort
-from ..ops.base import PREC_ATOM, PREC_MUL, PREC_POW, PREC_UNARY
+from .. import graph
+from ..printing import (  # noqa: F401 (infix, short_repr: the old home)
+    PREC_ATOM, PREC_MUL, PREC_POW, PREC_UNARY, bounded_infix, const_text, infix, infix_short,
+    short_repr)
 
-INFIX_TREE_LIMIT = 3000  # expanded tree size beyond which str() summarizes
-
-
-# ---------------------------------------------------------------------------------------------
-# infix text
-# ---------------------------------------------------------------------------------------------
-def const_text(node: Expr) -> str:
-    """A constant as text: the number, a short list, or ``const(shape)``."""
-    if node.shape == ():
-        return repr(node.value.item())
-    if node.size <= 6:
-        return repr(node.value.tolist())
-    return f"const{fmt_shape(node.shape)}"
-
-
-def _call_text(node: Expr, parts: list[tuple[str, int]]) -> str:
-    op = node.op
-    extra = op.params_text()
-    args = [s for s, _ in parts]
-    if op.name in ("getitem", "transpose") and parts:
-        base, precedence = parts[0]
-        base = base if precedence >= PREC_ATOM else f"({base})"  # (a + b)[0], (a @ b).T
-        if op.name == "getitem":
-            return f"{base}{extra}"
-        if node.inputs[0].ndim == 2:
-            return f"{base}.T"
-    inner = ", ".join(args + ([extra] if extra else []))
-    return f"{op.name}({inner})"
-
-
-def _node_infix(node: Expr, parts: list[tuple[str, int]]) -> tuple[str, int]:
-    """The text and precedence of ``node`` from its inputs' (text, precedence)."""
-    if node.is_var:
-        return node.name, PREC_ATOM
-    if node.is_const:
-        s = const_text(node)
-        return s, (PREC_UNARY if s.startswith("-") else PREC_ATOM)
-    op = node.op
-    if op.symbol and len(parts) == 1:
-        s, p = parts[0]
-        return f"{op.symbol}{f'({s})' if p < op.precedence else s}", op.precedence
-    if op.symbol and len(parts) == 2:
-        (ls, lp), (rs, rp) = parts
-        prec = op.precedence
-        if lp < prec or (prec == PREC_POW and lp == prec):
-            ls = f"({ls})"
-        if rp < prec or (rp == prec and prec != PREC_POW):
-            rs = f"({rs})"  # a - (b - c), a * (b @ c): text parses back to the same graph
-        return f"{ls} {op.symbol} {rs}", prec
-    return _call_text(node, parts), PREC_ATOM
+INFIX_TREE_LIMIT = 3000  # expanded tree size beyond which to_latex summarizes
 
 
 def _tree_sizes(order) -> dict[int, int]:
@@ -76,39 +30,6 @@ def _tree_sizes(order) -> dict[int, int]:
     for node in order:
         size[id(node)] = min(INFIX_TREE_LIMIT + 1, 1 + sum(size[id(i)] for i in node.inputs))
     return size
-
-
-def infix(expr: Expr) -> str:
-    """Python-style infix text of ``expr`` (what ``str`` returns)."""
-    order = toposort([expr])
-    if _tree_sizes(order)[id(expr)] > INFIX_TREE_LIMIT:
-        return (f"<{expr.op.name if expr.op else 'node'} of shape {fmt_shape(expr.shape)}: "
-                f"{len(order)} nodes, too large to print inline; see sd.pretty>")
-    text: dict[int, tuple[str, int]] = {}
-    for node in order:
-        text[id(node)] = _node_infix(node, [text[id(i)] for i in node.inputs])
-    return text[id(expr)][0]
-
-
-def bounded_infix(order, width: int = 60) -> dict[int, str]:
-    """id(node) -> infix text cut to ``width`` characters, for every node of ``order`` in one
-    linear pass (inputs' texts are cut before they are combined)."""
-    text: dict[int, tuple[str, int]] = {}
-    for node in order:
-        s, p = _node_infix(node, [text[id(i)] for i in node.inputs])
-        text[id(node)] = (s if len(s) <= width else s[:width - 3] + "...", p)
-    return {k: s for k, (s, _) in text.items()}
-
-
-def infix_short(expr: Expr, width: int = 80) -> str:
-    """Infix text of ``expr`` cut to ``width`` characters."""
-    return bounded_infix(toposort([expr]), width)[id(expr)]
-
-
-def short_repr(expr: Expr) -> str:
-    """``repr``: the kind of node, shape and dtype, and short infix text."""
-    head = "var" if expr.is_var else "const" if expr.is_const else expr.op.name
-    return f"<Expr {head} {fmt_shape(expr.shape)} {expr.dtype}: {infix_short(expr, 60)}>"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -320,3 +241,11 @@ def repr_latex(expr: Expr):
         return "$" + to_latex(expr) + "$"
     except Exception:  # display only: Jupyter falls back to the plain repr
         return None
+
+
+def _repr_svg(expr: Expr):
+    from .render import dot_to_svg_or_none
+    return dot_to_svg_or_none(to_dot(expr))
+
+
+graph.PRINTERS.update(latex=repr_latex, svg=_repr_svg)
