@@ -127,7 +127,7 @@ def _raise_if_only_through_undefined(y: Expr, w: Expr) -> None:
         if id(node) in above:
             above.update(id(i) for i in node.inputs)
     between = [n for n in order if id(n) in below and id(n) in above and n.op is not None]
-    if any(n.op.name == "stop_gradient" for n in between):
+    if any(isinstance(n.op, ops.elementwise.StopGradient) for n in between):
         return
     for node in between:  # comparisons are masks (where's condition): zero by convention
         if not node.op.differentiable and node.dtype != bool:

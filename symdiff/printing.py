@@ -144,4 +144,22 @@ def short_repr(expr: Expr) -> str:
     return f"<Expr {head} {fmt_shape(expr.shape)} {expr.dtype}: {infix_short(expr, 60)}>"
 
 
+# -- LaTeX pieces the ops' latex_form use (the typesetter itself is tools/inspect.to_latex) ---
+_LATEX_ESCAPES = str.maketrans({
+    "\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "_": r"\_", "^": r"\^{}",
+    "#": r"\#", "%": r"\%", "&": r"\&", "$": r"\$", "~": r"\~{}"})
+
+
+def latex_escape(text: str) -> str:
+    """``text`` with LaTeX's special characters escaped (for \\operatorname and \\text)."""
+    return text.translate(_LATEX_ESCAPES)
+
+
+def latex_group(part: tuple[str, int], at_least: int = PREC_ATOM) -> str:
+    """The LaTeX of ``part`` (text, precedence), in \\left( \\right) when it binds looser
+    than ``at_least``."""
+    text, precedence = part
+    return text if precedence >= at_least else f"\\left({text}\\right)"
+
+
 graph.PRINTERS.update(str=infix, repr=short_repr)

@@ -24,3 +24,30 @@ def test_str_of_an_exponential_dag_still_summarizes():
     for _ in range(60):
         y = y * y + y
     assert "too large to print inline" in str(y)
+
+
+# -- item 13: LaTeX of ops with underscores in their names, and their params -------------------
+@pytest.mark.parametrize("build, name, param", [
+    (lambda x: sd.log_softmax(x, axis=0), r"\operatorname{log\_softmax}", r"\text{axis=0}"),
+    (lambda x: sd.leaky_relu(x, 0.2), r"\operatorname{leaky\_relu}", "0.2"),
+    (lambda x: sd.grad(sd.sum(x[1]), x), r"\operatorname{index\_add}", r"\text{[1], shape=(3,)}"),
+])
+def test_latex_escapes_names_and_shows_params(build, name, param):
+    text = sd.to_latex(build(sd.var("x", (3,))))
+    assert name in text and param in text
+    assert "\\operatorname{log_" not in text and "\\operatorname{leaky_" not in text
+
+
+def test_latex_of_a_sum_shows_its_axis():
+    text = sd.to_latex(sd.sum(sd.var("W", (2, 3)), axis=1))
+    assert text == r"\sum_{\text{axis=(1,)}} W"
+
+
+# -- item 14: to_latex of a deep chain is iterative ----------------------------------------------
+def test_latex_of_a_deep_scalar_chain_does_not_recurse():
+    x = sd.var("x")
+    y = x
+    for _ in range(2000):
+        y = sd.sin(y)
+    text = sd.to_latex(y)
+    assert text.startswith(r"\sin\left(\sin\left(") and text.count(r"\sin") == 2000

@@ -33,6 +33,21 @@ class Op:
     differentiable: bool = True  # False: a requested gradient through it is an error
     symbol: str | None = None     # infix operator, e.g. "+"; None prints as a call
     precedence: int = PREC_ATOM
+    # SymPy form (interop/sympy_io.py): the name of the SymPy function applied to the inputs
+    # as numbers ("exp"), or staticmethod(fn(s, *inputs)) with the bridge's helpers ``s``;
+    # None: no SymPy form. A SymPy class named here also converts back to this op.
+    sympy: object = None
+    sympy_identity = False  # on a scalar graph the node is its input, unchanged (reshape...)
+    sympy_levels = 2        # SymPy tree levels the form adds, and copies of its input it makes
+    sympy_copies = 1        # (to_sympy builds big nodes unevaluated, see sympy_io)
+    # LaTeX form (tools/inspect.py): the function's LaTeX name (r"\exp"); None typesets
+    # \operatorname{name}. Structural forms (sums, products, fractions) override latex_form.
+    latex: str | None = None
+    # text (interop/parse.py): False when the op is written only as its operator (``a + b``)
+    # or subscript, not called by name; ``pairwise``: the elementwise op Python's two-argument
+    # form of this reduction means (``max(a, b)`` is ``maximum``)
+    callable_by_name = True
+    pairwise: str | None = None
 
     def __init__(self, **params):
         for key in params:  # a param may never replace part of the op (its lowering, name...)
@@ -81,6 +96,23 @@ class Op:
         ``J_i t = d/dg <bprop_i(g), t>``, so every op with a bprop has a jvp."""
         from ..grad import transpose_bprop
         return transpose_bprop(self, inputs, out, tangents)
+
+    def sympy_form(self, s, *args):
+        """This node as SymPy from its inputs' SymPy forms ``args``; ``s`` holds the bridge's
+        helpers (``s.sp`` the sympy module, ``s.number``, ``s.condition``, ``s.max``, ``s.min``,
+        ``s.piecewise``, ``s.float``). None when the op has no SymPy form."""
+        if self.sympy_identity:
+            return args[0]
+        form = self.sympy
+        if form is None:
+            return None
+        numbers = [s.number(a) for a in args]
+        return getattr(s.sp, form)(*numbers) if isinstance(form, str) else form(s, *numbers)
+
+    def latex_form(self, inputs: Sequence[Expr], parts: list[tuple[str, int]]):
+        """(LaTeX, precedence) of this node from its inputs' (LaTeX, precedence), or None for
+        the generic form ``f\\left(x, params\\right)``."""
+        return None
 
     def suffix_text(self, inputs: Sequence[Expr]) -> str | None:
         """Infix text to write after the first input instead of a call (``[0]``, ``.T``), or

@@ -15,7 +15,9 @@ import numpy as np
 
 from ..errors import DTypeError
 from ..graph import Expr, apply, as_expr, broadcast_shapes, const
-from .base import (PREC_ADD, PREC_CMP, PREC_MUL, PREC_POW, PREC_UNARY, Op, float_dtype)
+from ..printing import latex_group
+from .base import (PREC_ADD, PREC_ATOM, PREC_CMP, PREC_MUL, PREC_POW, PREC_UNARY, Op,
+                   float_dtype)
 from .shape import broadcast_to
 
 
@@ -52,11 +54,14 @@ class Unary(Op):
 
 
 def unary(name: str, lowering: str, rule, doc: str, keep_dtype=False, differentiable=True,
-          symbol=None):
-    """Make and register the op class of one unary row (``Exp`` for ``exp``...)."""
+          symbol=None, **facts):
+    """Make and register the op class of one unary row (``Exp`` for ``exp``...). ``facts``
+    are further class attributes (``sympy``, ``latex``... see ``Op``)."""
     attrs = dict(name=name, lowering=lowering, keep_dtype=keep_dtype,
                  differentiable=differentiable, __doc__=doc,
                  rule=staticmethod(rule) if rule else None)
+    attrs.update({key: staticmethod(value) if callable(value) else value
+                  for key, value in facts.items()})
     if symbol:
         attrs.update(symbol=symbol, precedence=PREC_UNARY)
     cls_name = "".join(part.capitalize() for part in name.split("_"))
@@ -68,42 +73,55 @@ def _sign_const(x):
 
 
 # name, NumPy lowering, g * f'(x) as a graph, doc (math and derivative)
-Exp = unary("exp", "xp.exp({x})", lambda x, out, g: g * out, "e^x; derivative e^x (reuses out)")
-Log = unary("log", "xp.log({x})", lambda x, out, g: g / x, "natural log; derivative 1/x")
+Exp = unary("exp", "xp.exp({x})", lambda x, out, g: g * out, "e^x; derivative e^x (reuses out)",
+          sympy="exp", latex=r"\exp")
+Log = unary("log", "xp.log({x})", lambda x, out, g: g / x, "natural log; derivative 1/x",
+          sympy="log", latex=r"\log")
 Log1p = unary("log1p", "xp.log1p({x})", lambda x, out, g: g / (1 + x),
-              "log(1 + x), accurate near 0; derivative 1/(1 + x)")
+              "log(1 + x), accurate near 0; derivative 1/(1 + x)",
+              sympy=lambda s, x: s.sp.log(1 + x))
 Expm1 = unary("expm1", "xp.expm1({x})", lambda x, out, g: g * (out + 1),
-              "e^x - 1, accurate near 0; derivative e^x = out + 1")
+              "e^x - 1, accurate near 0; derivative e^x = out + 1",
+              sympy=lambda s, x: s.sp.exp(x) - 1)
 Sqrt = unary("sqrt", "xp.sqrt({x})", lambda x, out, g: g / (2 * out),
-             "square root; derivative 1/(2 sqrt x) (reuses out)")
+             "square root; derivative 1/(2 sqrt x) (reuses out)",
+             sympy="sqrt",
+             latex_form=lambda inputs, parts: (f"\\sqrt{{{parts[0][0]}}}", PREC_ATOM))
 Square = unary("square", "xp.square({x})", lambda x, out, g: g * (2 * x), "x^2; derivative 2x",
-               keep_dtype=True)
+               keep_dtype=True, sympy=lambda s, x: x ** 2,
+               latex_form=lambda inputs, parts: (f"{latex_group(parts[0])}^{{2}}", PREC_POW))
 Abs = unary("abs", "xp.abs({x})", lambda x, out, g: g * _sign_const(x),
-            "|x|; derivative sign(x), 0 at x = 0", keep_dtype=True)
-Sin = unary("sin", "xp.sin({x})", lambda x, out, g: g * cos(x), "sine; derivative cos x")
-Cos = unary("cos", "xp.cos({x})", lambda x, out, g: -(g * sin(x)), "cosine; derivative -sin x")
+            "|x|; derivative sign(x), 0 at x = 0", keep_dtype=True, sympy="Abs")
+Sin = unary("sin", "xp.sin({x})", lambda x, out, g: g * cos(x), "sine; derivative cos x",
+          sympy="sin", latex=r"\sin")
+Cos = unary("cos", "xp.cos({x})", lambda x, out, g: -(g * sin(x)), "cosine; derivative -sin x",
+          sympy="cos", latex=r"\cos")
 Tan = unary("tan", "xp.tan({x})", lambda x, out, g: g * (1 + square(out)),
-            "tangent; derivative 1 + tan^2 x (reuses out)")
+            "tangent; derivative 1 + tan^2 x (reuses out)", sympy="tan", latex=r"\tan")
 Tanh = unary("tanh", "xp.tanh({x})", lambda x, out, g: g * (1 - square(out)),
-             "hyperbolic tangent; derivative 1 - tanh^2 x (reuses out)")
+             "hyperbolic tangent; derivative 1 - tanh^2 x (reuses out)", sympy="tanh",
+             latex=r"\tanh")
 Sigmoid = unary("sigmoid", "xp.sigmoid({x})", lambda x, out, g: g * (out * (1 - out)),
-                "logistic 1/(1 + e^-x), computed without overflow; derivative s(1 - s)")
+                "logistic 1/(1 + e^-x), computed without overflow; derivative s(1 - s)",
+                sympy=lambda s, x: 1 / (1 + s.sp.exp(-x)), sympy_levels=4, latex=r"\sigma")
 Softplus = unary("softplus", "xp.softplus({x})", lambda x, out, g: g * sigmoid(x),
-                 "log(1 + e^x), computed without overflow; derivative sigmoid(x)")
+                 "log(1 + e^x), computed without overflow; derivative sigmoid(x)",
+                 sympy=lambda s, x: s.sp.log(1 + s.sp.exp(x)), sympy_levels=3)
 Relu = unary("relu", "xp.maximum({x}, 0)",
              lambda x, out, g: g * stop_gradient(out > 0),  # mask from out: x may die early
              "max(0, x); derivative 1 for x > 0 and 0 for x <= 0 (relu'(0) = 0)",
-             keep_dtype=True)
+             keep_dtype=True, sympy=lambda s, x: s.max(s.sp.S.Zero, x))
 Negative = unary("negative", "-{x}", lambda x, out, g: -g, "-x; derivative -1",
-                 keep_dtype=True, symbol="-")
+                 keep_dtype=True, symbol="-", sympy=lambda s, x: -x,
+                 latex_form=lambda inputs, parts: (f"-{latex_group(parts[0])}", PREC_UNARY))
 # NumPy >= 2.1 keeps integer and bool dtypes in floor (older versions give float64): ask it
 _FLOOR_KEEPS_DTYPE = np.floor(np.zeros((), dtype=np.int64)).dtype == np.int64
 Floor = unary("floor", "xp.floor({x})", None, "largest integer <= x; no gradient",
-              keep_dtype=_FLOOR_KEEPS_DTYPE, differentiable=False)
+              keep_dtype=_FLOOR_KEEPS_DTYPE, differentiable=False, sympy="floor")
 Round = unary("round", "xp.round({x})", None, "round half to even (NumPy); no gradient",
-              keep_dtype=True, differentiable=False)
+              keep_dtype=True, differentiable=False, sympy=lambda s, x: s.round(x))
 Sign = unary("sign", "xp.sign({x})", None, "-1, 0 or 1; no gradient", keep_dtype=True,
-             differentiable=False)
+             differentiable=False, sympy="sign")
 
 
 class StopGradient(Unary):
@@ -111,6 +129,10 @@ class StopGradient(Unary):
 
     name = "stop_gradient"
     keep_dtype = True
+    sympy_identity = True  # SymPy sees values, not gradient flow
+
+    def latex_form(self, inputs, parts):
+        return parts[0]
     alias = True  # lowering emits no statement: the node is its input's value
 
     def lower(self, ctx, x):
@@ -155,6 +177,7 @@ class Binary(Op):
     """Elementwise op of two broadcast operands; the result dtype follows NumPy."""
 
     lowering = ""
+    callable_by_name = False  # written as its operator (a + b); power and the rest are named
 
     def infer(self, a, b):
         return broadcast_shapes(a.shape, b.shape, opname=self.name), self.result_dtype(a, b)
@@ -170,6 +193,10 @@ class Add(Binary):
     """a + b; gradient g to both (``+`` distributes the upstream gradient)."""
 
     name, symbol, precedence, lowering = "add", "+", PREC_ADD, "{a} + {b}"
+    sympy = staticmethod(lambda s, a, b: a + b)
+
+    def latex_form(self, inputs, parts):
+        return f"{parts[0][0]} + {parts[1][0]}", PREC_ADD
 
     def bprop(self, inputs, out, g):
         return [g, g]
@@ -186,6 +213,10 @@ class Subtract(Binary):
     """a - b; gradients g and -g."""
 
     name, symbol, precedence, lowering = "subtract", "-", PREC_ADD, "{a} - {b}"
+    sympy = staticmethod(lambda s, a, b: a - b)
+
+    def latex_form(self, inputs, parts):
+        return f"{parts[0][0]} - {latex_group(parts[1], PREC_ADD + 1)}", PREC_ADD
 
     def result_dtype(self, a, b):
         if a.dtype == bool and b.dtype == bool:
@@ -201,6 +232,12 @@ class Multiply(Binary):
     """a * b; gradients g b and g a (``*`` switches the inputs)."""
 
     name, symbol, precedence, lowering = "multiply", "*", PREC_MUL, "{a} * {b}"
+    sympy = staticmethod(lambda s, a, b: a * b)
+
+    def latex_form(self, inputs, parts):
+        # juxtaposition for a scalar factor, the Hadamard product of two tensors
+        sep = r" \odot " if inputs[0].ndim and inputs[1].ndim else " "
+        return sep.join(latex_group(part, PREC_MUL) for part in parts), PREC_MUL
 
     def bprop(self, inputs, out, g):
         a, b = inputs
@@ -218,6 +255,10 @@ class Divide(Binary):
     """a / b; gradients g / b and -g a / b^2 = -g out / b."""
 
     name, symbol, precedence, lowering = "divide", "/", PREC_MUL, "{a} / {b}"
+    sympy = staticmethod(lambda s, a, b: a / b)
+
+    def latex_form(self, inputs, parts):
+        return f"\\frac{{{parts[0][0]}}}{{{parts[1][0]}}}", PREC_ATOM
 
     def result_dtype(self, a, b):
         return float_dtype(np.result_type(a.dtype, b.dtype))
@@ -232,6 +273,11 @@ class Power(Binary):
     limit for b > 0, as JAX does); for a < 0 it is nan."""
 
     name, symbol, precedence, lowering = "power", "**", PREC_POW, "{a} ** {b}"
+    callable_by_name = True
+    sympy = staticmethod(lambda s, a, b: a ** b)
+
+    def latex_form(self, inputs, parts):
+        return f"{latex_group(parts[0])}^{{{parts[1][0]}}}", PREC_POW
 
     def result_dtype(self, a, b):
         dtype = np.result_type(a.dtype, b.dtype)
@@ -252,6 +298,8 @@ class Maximum(Binary):
     splits it equally."""
 
     name, lowering = "maximum", "xp.maximum({a}, {b})"
+    callable_by_name = True
+    sympy = staticmethod(lambda s, a, b: s.max(a, b))
 
     def bprop(self, inputs, out, g):
         a, b = inputs
@@ -263,6 +311,8 @@ class Minimum(Binary):
     """Elementwise min(a, b): the gradient goes to the smaller input; a tie splits it."""
 
     name, lowering = "minimum", "xp.minimum({a}, {b})"
+    callable_by_name = True
+    sympy = staticmethod(lambda s, a, b: s.min(a, b))
 
     def bprop(self, inputs, out, g):
         a, b = inputs
@@ -335,6 +385,10 @@ class Where(Op):
     side; none to cond (a mask is a constant)."""
 
     name = "where"
+    sympy_levels = 3
+
+    def sympy_form(self, s, cond, a, b):
+        return s.piecewise((s.number(a), s.condition(cond)), (s.number(b), s.sp.true))
 
     def infer(self, cond, a, b):
         shape = broadcast_shapes(cond.shape, a.shape, b.shape, opname="where")
@@ -360,6 +414,8 @@ class Clip(Op):
     NumPy's value does)."""
 
     name = "clip"
+    # np.clip(x, lo, hi) = min(max(x, lo), hi)
+    sympy = staticmethod(lambda s, x, lo, hi: s.min(s.max(x, lo), hi))
 
     def infer(self, x, lo, hi):
         shape = broadcast_shapes(x.shape, lo.shape, hi.shape, opname="clip")
@@ -389,6 +445,11 @@ class LeakyRelu(Op):
     sum of x over x <= 0."""
 
     name = "leaky_relu"
+    sympy_levels, sympy_copies = 3, 3  # x appears three times
+
+    def sympy_form(self, s, x, alpha):
+        x = s.number(x)
+        return s.piecewise((x, s.sp.Gt(x, 0)), (s.number(alpha) * x, s.sp.true))
 
     def infer(self, x, alpha):
         shape = broadcast_shapes(x.shape, alpha.shape, opname="leaky_relu")
@@ -414,6 +475,10 @@ class Hardtanh(Op):
     0 outside and at the corners."""
 
     name = "hardtanh"
+
+    def sympy_form(self, s, x):
+        # max(lo, min(hi, x))
+        return s.max(s.float(self.lo), s.min(s.float(self.hi), s.number(x)))
 
     def __init__(self, lo=-1.0, hi=1.0):
         super().__init__(lo=float(lo), hi=float(hi))
@@ -456,31 +521,37 @@ class Compare(Binary):
 class Less(Compare):
     """a < b"""
     name, symbol, lowering = "less", "<", "{a} < {b}"
+    sympy = "Lt"
 
 
 class LessEqual(Compare):
     """a <= b"""
     name, symbol, lowering = "less_equal", "<=", "{a} <= {b}"
+    sympy = "Le"
 
 
 class Greater(Compare):
     """a > b"""
     name, symbol, lowering = "greater", ">", "{a} > {b}"
+    sympy = "Gt"
 
 
 class GreaterEqual(Compare):
     """a >= b"""
     name, symbol, lowering = "greater_equal", ">=", "{a} >= {b}"
+    sympy = "Ge"
 
 
 class Equal(Compare):
     """a == b"""
     name, symbol, lowering = "equal", "==", "{a} == {b}"
+    sympy = "Eq"
 
 
 class NotEqual(Compare):
     """a != b"""
     name, symbol, lowering = "not_equal", "!=", "{a} != {b}"
+    sympy = "Ne"
 
 
 def less(a, b): return apply(Less(), _pair(a, b))

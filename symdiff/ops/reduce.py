@@ -10,6 +10,7 @@ import numpy as np
 
 from ..errors import ShapeError
 from ..graph import Expr, apply, as_expr, const
+from ..printing import PREC_MUL, latex_escape, latex_group
 from .base import Op, float_dtype, normalize_axis
 from .elementwise import equal, exp, where
 from .shape import broadcast_to, reshape
@@ -32,6 +33,7 @@ class Reduce(Op):
         super().__init__(axis=axis, keepdims=bool(keepdims))
 
     needs_entries = False  # True: no identity (max, min, logsumexp), so no empty reduction
+    sympy = staticmethod(lambda s, x: x)  # the reduction of one number (a scalar graph)
 
     def infer(self, x):
         if self.needs_entries:
@@ -70,6 +72,11 @@ class Sum(Reduce):
 
     name, lowering = "sum", "sum"
 
+    def latex_form(self, inputs, parts):
+        extra = self.params_text()
+        under = f"_{{\\text{{{latex_escape(extra)}}}}}" if extra else ""
+        return f"\\sum{under} {latex_group(parts[0])}", PREC_MUL
+
     def result_dtype(self, dtype):
         dtype = np.dtype(dtype)
         return np.dtype(np.int64) if dtype.kind in "biu" else dtype
@@ -86,6 +93,9 @@ class Mean(Sum):
 
     name, lowering = "mean", "mean"
 
+    def latex_form(self, inputs, parts):
+        return None  # the generic form, not the sum's
+
     def result_dtype(self, dtype):
         return float_dtype(dtype)
 
@@ -99,7 +109,8 @@ class Max(Reduce):
     """Max over ``axis``; the gradient is routed to the maximal entries, split equally among
     ties (so max of a constant vector sends g/n to each)."""
 
-    name, lowering, needs_entries = "max", "max", True
+    name, lowering, needs_entries, pairwise = "max", "max", True, "maximum"
+    sympy_identity, latex = True, r"\max"
 
     def bprop(self, inputs, out, g):
         x = inputs[0]
@@ -112,7 +123,7 @@ class Max(Reduce):
 class Min(Max):
     """Min over ``axis``; gradient routed to the minimal entries, ties split equally."""
 
-    name, lowering = "min", "min"
+    name, lowering, latex, pairwise = "min", "min", r"\min", "minimum"
 
 
 class Prod(Reduce):
@@ -144,6 +155,7 @@ class Norm(Reduce):
     matrix); gradient g x / out (undefined at x = 0, where it gives nan)."""
 
     name, keep_dtype = "norm", False
+    sympy = "Abs"  # the L2 norm of one number
 
     def lower(self, ctx, x):
         axis = "None" if self.axis is None else repr(self.axis)
@@ -159,6 +171,7 @@ class Argmax(Op):
 
     name = "argmax"
     differentiable = False
+    sympy = staticmethod(lambda s, x: s.sp.S.Zero)  # the index of the only entry
 
     def __init__(self, axis=None):
         super().__init__(axis=axis)

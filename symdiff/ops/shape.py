@@ -11,6 +11,7 @@ import numpy as np
 
 from ..errors import DTypeError, ShapeError, fmt_shape
 from ..graph import Expr, apply, as_expr, const, normalize_shape
+from ..printing import PREC_ATOM, latex_escape, latex_group
 from .base import Op, normalize_single_axis
 
 
@@ -21,6 +22,10 @@ class Transpose(Op):
     """Permute axes (``axes`` a permutation); gradient: the inverse permutation of g."""
 
     name = "transpose"
+    sympy_identity = True
+
+    def latex_form(self, inputs, parts):
+        return f"{latex_group(parts[0])}^\\top", PREC_ATOM
 
     def __init__(self, axes):
         super().__init__(axes=tuple(axes))
@@ -71,6 +76,10 @@ class Reshape(Op):
     """Same entries, new shape (sizes agree); gradient: g reshaped back."""
 
     name = "reshape"
+    sympy_identity = True
+
+    def latex_form(self, inputs, parts):
+        return parts[0]
 
     def __init__(self, shape):
         super().__init__(shape=tuple(shape))
@@ -119,6 +128,10 @@ class BroadcastTo(Op):
     grad.py does for every op, so the rule just passes g on."""
 
     name = "broadcast_to"
+    sympy_identity = True
+
+    def latex_form(self, inputs, parts):
+        return parts[0]
 
     def __init__(self, shape):
         super().__init__(shape=tuple(shape))
@@ -395,6 +408,11 @@ class Index(Op):
     same index (``index_add``), so repeated array indices accumulate."""
 
     name = "getitem"
+    callable_by_name = False  # written x[index]
+    sympy_identity = True
+
+    def latex_form(self, inputs, parts):
+        return f"{latex_group(parts[0])}{latex_escape(_spec_text(self.spec))}", PREC_ATOM
 
     def __init__(self, spec):
         super().__init__(spec=spec)
@@ -423,6 +441,7 @@ class IndexAdd(Op):
     gradient: the same index applied to the upstream gradient."""
 
     name = "index_add"
+    sympy_identity = True
 
     def __init__(self, spec, shape):
         super().__init__(spec=spec, shape=tuple(shape))

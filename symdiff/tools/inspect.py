@@ -19,8 +19,7 @@ from ..errors import fmt_shape
 from ..graph import Expr, toposort
 from .. import graph
 from ..printing import (  # noqa: F401 (infix, short_repr: the old home)
-    PREC_ATOM, PREC_MUL, PREC_POW, PREC_UNARY, bounded_infix, const_text, infix, infix_short,
-    short_repr)
+    PREC_ATOM, bounded_infix, const_text, infix, infix_short, latex_escape, short_repr)
 
 INFIX_TREE_LIMIT = 3000  # expanded tree size beyond which to_latex summarizes
 
@@ -160,10 +159,6 @@ def to_dot(*exprs: Expr) -> str:
 # ---------------------------------------------------------------------------------------------
 # LaTeX
 # ---------------------------------------------------------------------------------------------
-_LATEX_FUNCS = {"exp": r"\exp", "log": r"\log", "sin": r"\sin", "cos": r"\cos", "tan": r"\tan",
-                "tanh": r"\tanh", "sigmoid": r"\sigma", "max": r"\max", "min": r"\min"}
-
-
 def _latex_name(name: str) -> str:
     match = re.fullmatch(r"([A-Za-z]+)_?(\d+)", name)
     base, sub = (match.group(1), match.group(2)) if match else (name.replace("_", r"\_"), "")
@@ -174,61 +169,53 @@ def _latex_name(name: str) -> str:
 
 def _tensor_latex(expr: Expr) -> str:
     """Matrix-calculus style LaTeX: ``W x`` for matmul, ``^\\top``, ``\\odot`` for elementwise
-    products of tensors, ``\\sum`` for sums."""
+    products of tensors, ``\\sum`` for sums. Each op gives its own form (``latex_form``, or its
+    function name ``latex``); any other op is ``\\operatorname{name}`` of its inputs and
+    params. One pass over the topological order, no recursion."""
     order = toposort([expr])
     if _tree_sizes(order)[id(expr)] > INFIX_TREE_LIMIT:
         return r"\text{(graph too large)}"
     text: dict[int, tuple[str, int]] = {}
     for node in order:
         parts = [text[id(i)] for i in node.inputs]
-        wrap = [f"\\left({s}\\right)" if p < PREC_ATOM else s for s, p in parts]
         if node.is_var:
             text[id(node)] = (_latex_name(node.name), PREC_ATOM)
         elif node.is_const:
             s = const_text(node) if node.shape == () else r"\mathbf{c}"
             text[id(node)] = (s, PREC_ATOM)
         else:
-            name = node.op.name
-            if name in ("add", "subtract"):
-                rs = wrap[1] if name == "subtract" and parts[1][1] <= 30 else parts[1][0]
-                text[id(node)] = (f"{parts[0][0]} {'+' if name == 'add' else '-'} {rs}", 30)
-            elif name == "multiply":
-                sep = r" \odot " if node.inputs[0].ndim and node.inputs[1].ndim else " "
-                ms = [s if p >= PREC_MUL else f"\\left({s}\\right)" for s, p in parts]
-                text[id(node)] = (sep.join(ms), PREC_MUL)
-            elif name in ("matmul", "dot"):
-                ms = [s if p >= PREC_MUL else f"\\left({s}\\right)" for s, p in parts]
-                if node.inputs[0].ndim == 1:  # a vector on the left is a row: u^T h
-                    ms[0] = f"{wrap[0]}^\\top"
-                text[id(node)] = (" ".join(ms), PREC_MUL)
-            elif name == "divide":
-                text[id(node)] = (f"\\frac{{{parts[0][0]}}}{{{parts[1][0]}}}", PREC_ATOM)
-            elif name == "negative":
-                text[id(node)] = (f"-{wrap[0]}", PREC_UNARY)
-            elif name in ("reshape", "broadcast_to", "stop_gradient"):
-                text[id(node)] = parts[0]
-            elif name == "outer":
-                text[id(node)] = (f"{wrap[0]} {wrap[1]}^\\top", PREC_MUL)
-            elif name == "transpose":
-                text[id(node)] = (f"{wrap[0]}^\\top", PREC_ATOM)
-            elif name in ("square", "power"):
-                exponent = "2" if name == "square" else parts[1][0]
-                text[id(node)] = (f"{wrap[0]}^{{{exponent}}}", PREC_POW)
-            elif name == "sum":
-                text[id(node)] = (f"\\sum {wrap[0]}", PREC_MUL)
-            elif name == "sqrt":
-                text[id(node)] = (f"\\sqrt{{{parts[0][0]}}}", PREC_ATOM)
-            else:
-                func = _LATEX_FUNCS.get(name, f"\\operatorname{{{name}}}")
-                args = ", ".join(s for s, _ in parts)
-                text[id(node)] = (f"{func}\\left({args}\\right)", PREC_ATOM)
+            text[id(node)] = node.op.latex_form(node.inputs, parts) or _latex_call(node, parts)
     return text[id(expr)][0]
 
 
+def _latex_call(node: Expr, parts: list[tuple[str, int]]) -> tuple[str, int]:
+    """``f\\left(x, y, \\text{params}\\right)``: the op's LaTeX function name, else
+    ``\\operatorname`` of its escaped name (``log\\_softmax``)."""
+    op = node.op
+    func = op.latex or f"\\operatorname{{{latex_escape(op.name)}}}"
+    args = [s for s, _ in parts]
+    extra = op.params_text()
+    if extra:
+        args.append(f"\\text{{{latex_escape(extra)}}}")
+    return f"{func}\\left({', '.join(args)}\\right)", PREC_ATOM
+
+
+_SYMPY_DEPTH_LIMIT = 200  # SymPy's latex printer recurses about 5 frames per level
+
+
+def _depth(order) -> int:
+    depth: dict[int, int] = {}
+    for node in order:
+        depth[id(node)] = 1 + max((depth[id(i)] for i in node.inputs), default=0)
+    return max(depth.values())
+
+
 def to_latex(expr: Expr) -> str:
-    """LaTeX of ``expr``: through SymPy for scalar graphs, else matrix-calculus notation
-    (``W x + b``, ``\\delta x^\\top``, ``\\odot`` for elementwise products)."""
-    if all(n.shape == () for n in toposort([expr])):
+    """LaTeX of ``expr``: through SymPy for scalar graphs, else (and for graphs too deep for
+    SymPy's recursive printer) matrix-calculus notation (``W x + b``, ``\\delta x^\\top``,
+    ``\\odot`` for elementwise products)."""
+    order = toposort([expr])
+    if all(n.shape == () for n in order) and _depth(order) <= _SYMPY_DEPTH_LIMIT:
         import sympy
         from ..interop.sympy_io import to_sympy
         return sympy.latex(to_sympy(expr))
