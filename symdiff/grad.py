@@ -15,7 +15,7 @@ import numpy as np
 
 from .errors import (DisconnectedInputError, DTypeError, ShapeError, SymdiffError,
                      UndefinedGradientError, fmt_shape)
-from .graph import (Expr, _make_var, as_expr, const, grad_context, paused_gc, toposort,
+from .graph import (Expr, _make_var, as_expr, const, grad_context, paused_gc, rebuild, toposort,
                     variables_of)
 from . import ops
 from .printing import infix_short
@@ -147,12 +147,17 @@ def _zeros(like: Expr) -> Expr:
     return const(np.zeros(like.shape, dtype=like.dtype))
 
 
+def _stable_form(node: Expr) -> Expr | None:
+    """The op's own numerically stable form of ``node`` (``log(sigmoid(x)) = -softplus(-x)``)."""
+    return node.op.stable_form(node)
+
+
 def _gradients(y: Expr, wrt_list: list[Expr], seed: Expr, disconnected: str) -> list[Expr]:
     if disconnected not in ("zero", "raise"):
         raise SymdiffError(f"disconnected must be 'zero' or 'raise', got {disconnected!r}")
     _check_targets(y, wrt_list)
-    from .rewrite import stabilize
-    y = stabilize(y)  # differentiate log_softmax, not log(softmax): the gradient stays finite
+    # differentiate log_softmax, not log(softmax): the gradient stays finite
+    y = rebuild([y], _stable_form)[0]
     table = backprop(y, wrt_list, seed)
     result = []
     for w in wrt_list:

@@ -376,6 +376,34 @@ def substitute(outputs: Sequence[Expr], mapping: dict) -> list[Expr]:
     return [new.get(id(o), o) for o in outputs]
 
 
+def rebuild(outputs: Sequence[Expr], replace: Callable[[Expr], "Expr | None"],
+            limit: int = 16) -> list[Expr]:
+    """``outputs`` rebuilt bottom-up with ``replace`` applied to every op node until it returns
+    None (at most ``limit`` times per node): each node is re-applied to its rebuilt inputs
+    first, so a replacement sees rewritten inputs. One pass over the topological order, no
+    recursion. The generic walk of term rewriting; the rewrites themselves live on the ops
+    (``Op.stable_form``) and in ``rewrite/``. Labels (``dJ/dW``) move to the replacement.
+    """
+    new: dict[int, Expr] = {}
+    for node in toposort(outputs):
+        if node.op is None:
+            new[id(node)] = node
+            continue
+        args = tuple(new[id(i)] for i in node.inputs)
+        current = node if all(a is b for a, b in zip(args, node.inputs)) else apply(node.op, args)
+        for _ in range(limit):
+            if current.op is None:
+                break
+            replacement = replace(current)
+            if replacement is None or replacement is current:
+                break
+            current = replacement
+        if node.label and current.label is None:
+            current.label = node.label
+        new[id(node)] = current
+    return [new[id(o)] for o in outputs]
+
+
 def broadcast_shapes(*shapes: tuple, opname: str = "broadcast") -> tuple:
     """NumPy broadcasting of ``shapes``; ShapeError naming them when they do not fit."""
     if len(shapes) == 2:

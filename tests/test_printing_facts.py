@@ -51,3 +51,38 @@ def test_latex_of_a_deep_scalar_chain_does_not_recurse():
         y = sd.sin(y)
     text = sd.to_latex(y)
     assert text.startswith(r"\sin\left(\sin\left(") and text.count(r"\sin") == 2000
+
+
+# -- item 11: rewrites keep the IEEE result for every input ------------------------------------
+def test_times_zero_keeps_nan_of_inf():
+    x = sd.var("x")
+    assert math.isnan(sd.compile(x * 0.0)(x=math.inf))
+    assert math.isnan(sd.compile(0.0 * sd.log(x))(0.0))
+
+
+def test_combined_scales_do_not_overflow_early():
+    x = sd.var("x")
+    assert sd.compile(1e200 * (1e200 * x))(1e-300) == pytest.approx(1e100)
+    assert sd.compile(1e-200 * (1e200 * x))(1e300) == math.inf  # the product 1.0 would not
+
+
+def test_exact_rewrites_still_apply():
+    x, n = sd.var("x"), sd.var("n", dtype="int64")
+    assert sd.optimize(3.0 * (2.0 * x)) is 6.0 * x  # 2x is exact; |3| >= 1
+    assert sd.optimize(n * 0).is_const
+    assert sd.optimize(sd.const(2.0) * 0.0).is_const
+
+
+@pytest.mark.parametrize("value", [0.0, -0.0, 1e-300, 5e-324, 1e300, math.inf, -math.inf,
+                                   math.nan, -3.5])
+@pytest.mark.parametrize("build", [
+    lambda x: x * 0.0, lambda x: 0.0 * sd.exp(x), lambda x: 1e200 * (1e200 * x),
+    lambda x: 3.0 * (2.0 * x), lambda x: 0.5 * (3.0 * x), lambda x: 4.0 * (0.25 * x),
+    lambda x: -(-x) * 1.0, lambda x: x - (-x),
+])
+def test_optimized_equals_unoptimized_bit_for_bit(build, value):
+    y = build(sd.var("x"))
+    want = sd.compile(y, optimize=False)(value)
+    got = sd.compile(y)(value)
+    assert np.array_equal(np.asarray(want), np.asarray(got), equal_nan=True)
+    assert np.signbit(want) == np.signbit(got)

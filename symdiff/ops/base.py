@@ -109,6 +109,20 @@ class Op:
         numbers = [s.number(a) for a in args]
         return getattr(s.sp, form)(*numbers) if isinstance(form, str) else form(s, *numbers)
 
+    # -- numerically stable forms (grad differentiates them; rewrite/stable.py applies them) --
+    def stable_form(self, node: Expr) -> Expr | None:
+        """A numerically stable graph equal to ``node`` (an application of this op), or None.
+        ``log`` and ``log1p`` ask their input's op (``stable_log``, ``stable_log1p``)."""
+        return None
+
+    def stable_log(self, node: Expr) -> Expr | None:
+        """A stable graph for ``log(node)`` (``log(softmax) = log_softmax``...), or None."""
+        return None
+
+    def stable_log1p(self, node: Expr) -> Expr | None:
+        """A stable graph for ``log1p(node)`` (``log1p(exp(x)) = softplus(x)``), or None."""
+        return None
+
     def latex_form(self, inputs: Sequence[Expr], parts: list[tuple[str, int]]):
         """(LaTeX, precedence) of this node from its inputs' (LaTeX, precedence), or None for
         the generic form ``f\\left(x, params\\right)``."""

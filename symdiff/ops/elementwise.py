@@ -72,14 +72,27 @@ def _sign_const(x):
     return stop_gradient(Sign()(x))
 
 
+def _stable_log(node: Expr):
+    """log(f(...)): the stable form f gives for its own log."""
+    inner = node.inputs[0]
+    return inner.op.stable_log(inner) if inner.op is not None else None
+
+
+def _stable_log1p(node: Expr):
+    """log1p(f(...)): the stable form f gives for its own log1p."""
+    inner = node.inputs[0]
+    return inner.op.stable_log1p(inner) if inner.op is not None else None
+
+
 # name, NumPy lowering, g * f'(x) as a graph, doc (math and derivative)
 Exp = unary("exp", "xp.exp({x})", lambda x, out, g: g * out, "e^x; derivative e^x (reuses out)",
-          sympy="exp", latex=r"\exp")
+          sympy="exp", latex=r"\exp",
+          stable_log1p=lambda node: softplus(node.inputs[0]))  # log1p(exp(x)) = softplus(x)
 Log = unary("log", "xp.log({x})", lambda x, out, g: g / x, "natural log; derivative 1/x",
-          sympy="log", latex=r"\log")
+          sympy="log", latex=r"\log", stable_form=_stable_log)
 Log1p = unary("log1p", "xp.log1p({x})", lambda x, out, g: g / (1 + x),
               "log(1 + x), accurate near 0; derivative 1/(1 + x)",
-              sympy=lambda s, x: s.sp.log(1 + x))
+              sympy=lambda s, x: s.sp.log(1 + x), stable_form=_stable_log1p)
 Expm1 = unary("expm1", "xp.expm1({x})", lambda x, out, g: g * (out + 1),
               "e^x - 1, accurate near 0; derivative e^x = out + 1",
               sympy=lambda s, x: s.sp.exp(x) - 1)
@@ -103,7 +116,8 @@ Tanh = unary("tanh", "xp.tanh({x})", lambda x, out, g: g * (1 - square(out)),
              latex=r"\tanh")
 Sigmoid = unary("sigmoid", "xp.sigmoid({x})", lambda x, out, g: g * (out * (1 - out)),
                 "logistic 1/(1 + e^-x), computed without overflow; derivative s(1 - s)",
-                sympy=lambda s, x: 1 / (1 + s.sp.exp(-x)), sympy_levels=4, latex=r"\sigma")
+                sympy=lambda s, x: 1 / (1 + s.sp.exp(-x)), sympy_levels=4, latex=r"\sigma",
+                stable_log=lambda node: -softplus(-node.inputs[0]))  # log s(x) = -softplus(-x)
 Softplus = unary("softplus", "xp.softplus({x})", lambda x, out, g: g * sigmoid(x),
                  "log(1 + e^x), computed without overflow; derivative sigmoid(x)",
                  sympy=lambda s, x: s.sp.log(1 + s.sp.exp(x)), sympy_levels=3)
@@ -197,6 +211,15 @@ class Add(Binary):
 
     def latex_form(self, inputs, parts):
         return f"{parts[0][0]} + {parts[1][0]}", PREC_ADD
+
+    def stable_log(self, node):
+        # log(1 + exp(x)) = softplus(x)
+        a, b = node.inputs
+        for one, other in ((a, b), (b, a)):
+            if (_is_const_value(one, 1) and isinstance(other.op, Exp)
+                    and other.shape == node.shape):
+                return softplus(other.inputs[0])
+        return None
 
     def bprop(self, inputs, out, g):
         return [g, g]

@@ -16,6 +16,10 @@ class Softmax(Op):
     """``s = exp(x) / sum(exp(x))`` along ``axis``; gradient ``s * (g - sum(g * s))``."""
 
     name = "softmax"
+
+    def stable_log(self, node):
+        # log(softmax(x, axis)) = log_softmax(x, axis)
+        return log_softmax(node.inputs[0], axis=self.axis)
     sympy = staticmethod(lambda s, x: s.sp.S.One)  # softmax of one entry
 
     def __init__(self, axis=-1):
@@ -39,6 +43,9 @@ class LogSoftmax(Softmax):
     ``softmax(x) = exp(out)``."""
 
     name = "log_softmax"
+
+    def stable_log(self, node):
+        return None  # (not softmax's rule)
     sympy = staticmethod(lambda s, x: s.sp.S.Zero)
 
     def bprop(self, inputs, out, g):

@@ -72,6 +72,13 @@ class Sum(Reduce):
 
     name, lowering = "sum", "sum"
 
+    def stable_log(self, node):
+        # log(sum(exp(x), axis)) = logsumexp(x, axis)
+        inner = node.inputs[0]
+        if isinstance(inner.op, type(exp)):
+            return logsumexp(inner.inputs[0], axis=self.axis, keepdims=self.keepdims)
+        return None
+
     def latex_form(self, inputs, parts):
         extra = self.params_text()
         under = f"_{{\\text{{{latex_escape(extra)}}}}}" if extra else ""
@@ -92,6 +99,9 @@ class Mean(Sum):
     """Mean over ``axis``; gradient: the bprop of sum divided by the count."""
 
     name, lowering = "mean", "mean"
+
+    def stable_log(self, node):
+        return None  # (not sum's rule)
 
     def latex_form(self, inputs, parts):
         return None  # the generic form, not the sum's
