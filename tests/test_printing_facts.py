@@ -86,3 +86,19 @@ def test_optimized_equals_unoptimized_bit_for_bit(build, value):
     got = sd.compile(y)(value)
     assert np.array_equal(np.asarray(want), np.asarray(got), equal_nan=True)
     assert np.signbit(want) == np.signbit(got)
+
+
+# -- item 15: two SymPy symbols of one name are not silently one variable -----------------------
+def test_from_sympy_refuses_a_dummy_and_a_symbol_of_one_name():
+    sympy = pytest.importorskip("sympy")
+    with pytest.raises(sd.SymdiffError, match="two different SymPy symbols are named 'x'"):
+        sd.from_sympy(sympy.Dummy("x") + sympy.Symbol("x"))
+    with pytest.raises(sd.SymdiffError, match="Dummy and Dummy"):
+        sd.from_sympy(sympy.Dummy("x") * sympy.Dummy("x"))
+
+
+def test_from_sympy_symbols_differing_only_in_assumptions_are_one_variable():
+    sympy = pytest.importorskip("sympy")
+    y = sd.from_sympy(sympy.Symbol("x", real=True) * sympy.Symbol("x"))
+    assert sd.free_vars(y) == [sd.var("x")]
+    assert sd.from_sympy(sympy.Dummy("x") + 1).inputs[0] is sd.var("x")

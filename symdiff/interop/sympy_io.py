@@ -468,11 +468,21 @@ def _plan_heaviside(node) -> Plan:
     return build, [arg, h0]
 
 
-def _symbol_plan(node, shapes: Mapping) -> Plan:
+def _symbol_plan(node, shapes: Mapping, named: dict) -> Plan:
+    """A variable named as the symbol. ``named`` (name -> the first symbol of that name seen)
+    catches two different symbols of one name: a variable is its name, so ``Dummy("x")`` and
+    ``Symbol("x")`` would silently become one variable. Plain Symbols that differ only in
+    assumptions (``real=True`` or not) are the same variable."""
     name = node.name
     if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
         raise SymdiffError(f"from_sympy: symbol name {name!r} is not a Python identifier, so "
                            f"it cannot name a variable; rename it (e.g. with .subs)")
+    first = named.setdefault(name, node)
+    plain = _sympy().Symbol
+    if first is not node and (type(first) is not plain or type(node) is not plain):
+        raise SymdiffError(f"from_sympy: two different SymPy symbols are named {name!r} "
+                           f"({type(first).__name__} and {type(node).__name__}); a variable "
+                           f"is its name, so rename one (e.g. with .subs)")
     shape = shapes.get(name, ())
     return (lambda: var(name, shape)), []
 
@@ -500,14 +510,14 @@ def _unary_names() -> tuple:
                  if issubclass(cls, ops.Unary) and name in ops.FUNCTIONS)
 
 
-def _plan(node, shapes: Mapping) -> Plan:
+def _plan(node, shapes: Mapping, named: dict) -> Plan:
     """The children and builder of one SymPy node; SymdiffError naming an unsupported class."""
     sp = _sympy()
     from sympy.core.function import AppliedUndef
     boolalg = sp.logic.boolalg
     kind = type(node)
     if node.is_Symbol:
-        return _symbol_plan(node, shapes)
+        return _symbol_plan(node, shapes, named)
     if isinstance(node, boolalg.BooleanAtom):
         flag = bool(node)
         return (lambda: const(flag)), []
@@ -584,6 +594,7 @@ def from_sympy(expr, shapes=None) -> Expr:
     if not isinstance(root, sp.Basic):
         raise SymdiffError(f"from_sympy expects a SymPy expression, got {type(root).__name__}")
 
+    named: dict = {}     # symbol name -> the first SymPy symbol of that name
     done: dict = {}      # SymPy node -> graph (SymPy nodes compare structurally)
     pending: dict = {}   # SymPy node -> plan, while its children are converted
     stack = [(root, False)]
@@ -595,7 +606,7 @@ def from_sympy(expr, shapes=None) -> Expr:
             continue
         if node in done or node in pending:
             continue
-        build, children = _plan(node, shapes)
+        build, children = _plan(node, shapes, named)
         if not children:
             done[node] = build()
             continue
