@@ -7,6 +7,12 @@ node identity); ``infer`` (the shape/dtype rule, raising ShapeError naming the s
 it can be differentiated again); an optional ``jvp``; and ``symbol``/``precedence`` for infix
 printing. Defining a subclass with a ``name`` registers it in :data:`REGISTRY`.
 
+Every other fact other modules need is asked of the op, never kept in a table keyed by its
+name: its SymPy form (``sympy``/``sympy_form``, read by interop/sympy_io.py both ways), its
+LaTeX (``latex``/``latex_form``, tools/inspect.py), postfix text (``suffix_text``), whether text
+calls it by name (``callable_by_name``, ``pairwise``: interop/parse.py), and its numerically
+stable forms (``stable_form``/``stable_log``/``stable_log1p``: grad.py and rewrite/stable.py).
+
 Broadcast gradients need not be reduced here: ``grad.py`` sums every contribution back to its
 input's shape in one place.
 """

@@ -1,13 +1,15 @@
-"""Looking at graphs: infix text (``str``), a one-line-per-node listing (``pretty``), Graphviz
-DOT source (``to_dot``) and LaTeX (``to_latex``). Everything walks the topological order, never
-recursion.
+"""Looking at graphs: a one-line-per-node listing (``pretty``), Graphviz DOT source
+(``to_dot``) and LaTeX (``to_latex``); infix text (``str``) lives in ``symdiff.printing``, below
+the ops, and is re-exported here. Everything walks the topological order, never recursion.
 
-Infix text expands shared nodes, which can blow up exponentially on a DAG, so ``infix`` stops at
-a bounded tree size and says so, and ``bounded_infix`` truncates every node's text to a width in
-one linear pass (used for comments in generated code). ``pretty`` lists each node once and scales
-to any size. Nodes that build_grad added carry ``role == "grad"`` and gradient results a
-``label`` such as ``dJ/dW1``: ``pretty`` names those ``g_W1`` and ``to_dot`` draws the gradient
-beside the forward graph in another colour, as in Goodfellow's Fig. 6.10.
+``pretty`` lists each node once and scales to any size. Nodes that build_grad added carry
+``role == "grad"`` and gradient results a ``label`` such as ``dJ/dW1``: ``pretty`` names those
+``g_W1`` and ``to_dot`` draws the gradient beside the forward graph in another colour, as in
+Goodfellow's Fig. 6.10. ``to_latex`` asks each op for its LaTeX (``Op.latex_form`` or its
+function name ``Op.latex``; else ``\\operatorname`` of the escaped name with its params).
+
+This module registers ``to_latex`` and ``to_dot`` (as SVG) for Jupyter's rich display in
+``graph.PRINTERS``, so graph.py imports nothing from here.
 """
 from __future__ import annotations
 
