@@ -89,35 +89,32 @@ def _node_infix(node: Expr, parts: list[tuple[str, int]]) -> tuple[str, int]:
     return "".join(fragments), precedence
 
 
-class _Child:
-    """A handle standing for an input's text inside a node's fragments."""
-
-    __slots__ = ("key",)
-
-    def __init__(self, key: int):
-        self.key = key
-
-
 def infix(expr: Expr) -> str:
     """Python-style infix text of ``expr`` (what ``str`` returns); a placeholder naming the
     op, shape and node count when the text would exceed ``INFIX_TEXT_LIMIT`` characters."""
     order = toposort([expr])
-    fragments: dict[int, tuple[list, int]] = {}
+    # each node's text as fragments: strings, and ints standing for an input's text (its id)
+    fragments: dict[int, list] = {}
+    precedence: dict[int, int] = {}
     length: dict[int, int] = {}
     for node in order:
-        parts = [(_Child(id(i)), fragments[id(i)][1]) for i in node.inputs]
-        fragments[id(node)] = frags_prec = _node_fragments(node, parts)
-        length[id(node)] = min(INFIX_TEXT_LIMIT + 1, sum(
-            length[f.key] if isinstance(f, _Child) else len(f) for f in frags_prec[0]))
+        key = id(node)
+        frags, precedence[key] = _node_fragments(
+            node, [(id(i), precedence[id(i)]) for i in node.inputs])
+        fragments[key] = frags
+        total = 0
+        for f in frags:
+            total += length[f] if type(f) is int else len(f)
+        length[key] = min(total, INFIX_TEXT_LIMIT + 1)
     if length[id(expr)] > INFIX_TEXT_LIMIT:
         return (f"<{expr.op.name if expr.op else 'node'} of shape {fmt_shape(expr.shape)}: "
                 f"{len(order)} nodes, too large to print inline; see sd.pretty>")
     out: list[str] = []
-    stack = list(reversed(fragments[id(expr)][0]))
+    stack = fragments[id(expr)][::-1]
     while stack:  # expand the fragments depth-first, left to right
         item = stack.pop()
-        if isinstance(item, _Child):
-            stack.extend(reversed(fragments[item.key][0]))
+        if type(item) is int:
+            stack.extend(fragments[item][::-1])
         else:
             out.append(item)
     return "".join(out)
