@@ -102,3 +102,15 @@ def test_from_sympy_symbols_differing_only_in_assumptions_are_one_variable():
     y = sd.from_sympy(sympy.Symbol("x", real=True) * sympy.Symbol("x"))
     assert sd.free_vars(y) == [sd.var("x")]
     assert sd.from_sympy(sympy.Dummy("x") + 1).inputs[0] is sd.var("x")
+
+
+def test_latex_of_copying_chains_stays_small_and_iterative():
+    # leaky_relu's SymPy form writes x three times: SymPy would print 3**n copies
+    x = sd.var("x")
+    y = x
+    for _ in range(12):
+        y = sd.leaky_relu(y)
+    assert sd.to_latex(y).count(r"\operatorname{leaky\_relu}") == 12
+    for _ in range(2000):
+        y = sd.leaky_relu(y)
+    assert sd.to_latex(y).count(r"\operatorname{leaky\_relu}") == 2012

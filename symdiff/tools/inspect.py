@@ -23,14 +23,8 @@ from .. import graph
 from ..printing import (  # noqa: F401 (infix, short_repr: the old home)
     PREC_ATOM, bounded_infix, const_text, infix, infix_short, latex_escape, short_repr)
 
-INFIX_TREE_LIMIT = 3000  # expanded tree size beyond which to_latex summarizes
-
-
-def _tree_sizes(order) -> dict[int, int]:
-    size: dict[int, int] = {}
-    for node in order:
-        size[id(node)] = min(INFIX_TREE_LIMIT + 1, 1 + sum(size[id(i)] for i in node.inputs))
-    return size
+SYMPY_TREE_LIMIT = 3000     # SymPy tree size beyond which to_latex does not ask SymPy
+LATEX_TEXT_LIMIT = 200_000  # characters of LaTeX beyond which to_latex summarizes
 
 
 # ---------------------------------------------------------------------------------------------
@@ -175,8 +169,6 @@ def _tensor_latex(expr: Expr) -> str:
     function name ``latex``); any other op is ``\\operatorname{name}`` of its inputs and
     params. One pass over the topological order, no recursion."""
     order = toposort([expr])
-    if _tree_sizes(order)[id(expr)] > INFIX_TREE_LIMIT:
-        return r"\text{(graph too large)}"
     text: dict[int, tuple[str, int]] = {}
     for node in order:
         parts = [text[id(i)] for i in node.inputs]
@@ -187,6 +179,8 @@ def _tensor_latex(expr: Expr) -> str:
             text[id(node)] = (s, PREC_ATOM)
         else:
             text[id(node)] = node.op.latex_form(node.inputs, parts) or _latex_call(node, parts)
+        if len(text[id(node)][0]) > LATEX_TEXT_LIMIT:  # stop before shared nodes blow it up
+            return r"\text{(graph too large)}"
     return text[id(expr)][0]
 
 
@@ -202,22 +196,33 @@ def _latex_call(node: Expr, parts: list[tuple[str, int]]) -> tuple[str, int]:
     return f"{func}\\left({', '.join(args)}\\right)", PREC_ATOM
 
 
-_SYMPY_DEPTH_LIMIT = 200  # SymPy's latex printer recurses about 5 frames per level
+_SYMPY_DEPTH_LIMIT = 400  # SymPy levels; its latex printer recurses a few frames per level
 
 
-def _depth(order) -> int:
+def _fits_sympy(order) -> bool:
+    """True when the SymPy tree of the graph (each op adds its ``sympy_levels`` and copies its
+    inputs ``sympy_copies`` times) is shallow and small enough for SymPy's recursive printer,
+    which walks it as a tree: leaky_relu's three copies of x make a chain of 10 a 2 MB text."""
     depth: dict[int, int] = {}
+    size: dict[int, int] = {}
     for node in order:
-        depth[id(node)] = 1 + max((depth[id(i)] for i in node.inputs), default=0)
-    return max(depth.values())
+        if node.op is None:
+            depth[id(node)], size[id(node)] = 1, 1
+            continue
+        depth[id(node)] = node.op.sympy_levels + max(depth[id(i)] for i in node.inputs)
+        size[id(node)] = min(SYMPY_TREE_LIMIT + 1, node.op.sympy_levels + node.op.sympy_copies
+                             * sum(size[id(i)] for i in node.inputs))
+        if depth[id(node)] > _SYMPY_DEPTH_LIMIT or size[id(node)] > SYMPY_TREE_LIMIT:
+            return False
+    return True
 
 
 def to_latex(expr: Expr) -> str:
-    """LaTeX of ``expr``: through SymPy for scalar graphs, else (and for graphs too deep for
-    SymPy's recursive printer) matrix-calculus notation (``W x + b``, ``\\delta x^\\top``,
+    """LaTeX of ``expr``: through SymPy for scalar graphs, else (and for graphs too deep or, as
+    a tree, too large for SymPy's recursive printer) matrix-calculus notation (``W x + b``, ``\\delta x^\\top``,
     ``\\odot`` for elementwise products)."""
     order = toposort([expr])
-    if all(n.shape == () for n in order) and _depth(order) <= _SYMPY_DEPTH_LIMIT:
+    if all(n.shape == () for n in order) and _fits_sympy(order):
         import sympy
         from ..interop.sympy_io import to_sympy
         return sympy.latex(to_sympy(expr))
