@@ -499,12 +499,12 @@ class Hardtanh(Op):
 
     name = "hardtanh"
 
+    def __init__(self, lo=-1.0, hi=1.0):
+        super().__init__(lo=float(lo), hi=float(hi))
+
     def sympy_form(self, s, x):
         # max(lo, min(hi, x))
         return s.max(s.float(self.lo), s.min(s.float(self.hi), s.number(x)))
-
-    def __init__(self, lo=-1.0, hi=1.0):
-        super().__init__(lo=float(lo), hi=float(hi))
 
     def infer(self, x):
         return x.shape, float_dtype(x.dtype)

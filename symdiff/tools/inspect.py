@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import re
 
-import numpy as np
-
 from ..errors import fmt_shape
 from ..graph import Expr, toposort
 from .. import graph
@@ -219,8 +217,8 @@ def _fits_sympy(order) -> bool:
 
 def to_latex(expr: Expr) -> str:
     """LaTeX of ``expr``: through SymPy for scalar graphs, else (and for graphs too deep or, as
-    a tree, too large for SymPy's recursive printer) matrix-calculus notation (``W x + b``, ``\\delta x^\\top``,
-    ``\\odot`` for elementwise products)."""
+    a tree, too large for SymPy's recursive printer) matrix-calculus notation (``W x + b``,
+    ``\\delta x^\\top``, ``\\odot`` for elementwise products)."""
     order = toposort([expr])
     if all(n.shape == () for n in order) and _fits_sympy(order):
         import sympy
