@@ -26,7 +26,7 @@ from .lower.numpy import generate
 from .lower.scalar import Fallback, scalar_function
 from .lower.tape import TAPE_THRESHOLD, Tape
 from .ops.kernels import NUMPY
-from .tools.inspect import infix_short
+from .printing import infix_short
 
 _counter = itertools.count()
 _free_filenames: list[str] = []  # names of collected functions' sources, for reuse

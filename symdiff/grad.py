@@ -21,8 +21,9 @@ import numpy as np
 from .errors import (DisconnectedInputError, DTypeError, ShapeError, SymdiffError,
                      UndefinedGradientError, expect_choice, fmt_shape)
 from .graph import (Expr, _make_var, as_expr, const, expect_expr, expect_exprs, paused_gc,
-                    toposort, variables_of)
+                    rebuild, toposort, variables_of)
 from . import ops
+from .printing import infix_short
 
 
 def unbroadcast(g: Expr, shape: tuple) -> Expr:
@@ -61,7 +62,6 @@ def _depends_on(order: Sequence[Expr], targets: Sequence[Expr]) -> set[int]:
 
 def _undefined(node: Expr, targets: Sequence[Expr]) -> UndefinedGradientError:
     names = ", ".join(repr(t.name) if t.is_var else "a node" for t in targets)
-    from .tools.inspect import infix_short
     return UndefinedGradientError(
         f"the gradient w.r.t. {names} flows through '{node.op.name}', which has no gradient, "
         f"at {infix_short(node)}; wrap that branch in stop_gradient(...) to treat it as a "
@@ -135,7 +135,7 @@ def _raise_if_only_through_undefined(y: Expr, w: Expr) -> None:
         if id(node) in above:
             above.update(id(i) for i in node.inputs)
     between = [n for n in order if id(n) in below and id(n) in above and n.op is not None]
-    if any(n.op.name == "stop_gradient" for n in between):
+    if any(isinstance(n.op, ops.elementwise.StopGradient) for n in between):
         return
     for node in between:  # comparisons are masks (where's condition): zero by convention
         if not node.op.differentiable and node.dtype != bool:
@@ -227,13 +227,18 @@ def _zeros(like: Expr) -> Expr:
     return const(np.zeros(like.shape, dtype=like.dtype))
 
 
+def _stable_form(node: Expr) -> Expr | None:
+    """The op's own numerically stable form of ``node`` (``log(sigmoid(x)) = -softplus(-x)``)."""
+    return node.op.stable_form(node)
+
+
 def _gradients(y: Expr, wrt_list: list[Expr], seed: Expr, disconnected: str) -> list[Expr]:
     if disconnected not in ("zero", "raise"):
         raise SymdiffError(f"disconnected must be 'zero' or 'raise', got {disconnected!r}")
     _check_targets(y, wrt_list)
-    from .rewrite import stabilize
     loss = y
-    y = stabilize(y)  # differentiate log_softmax, not log(softmax): the gradient stays finite
+    # differentiate log_softmax, not log(softmax): the gradient stays finite
+    y = rebuild([y], _stable_form)[0]
     table = backprop(y, wrt_list, seed)
     result = []
     for w in wrt_list:

@@ -33,7 +33,7 @@ from operator import attrgetter
 import threading
 import unicodedata
 import weakref
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -45,10 +45,11 @@ SUPPORTED_DTYPES = frozenset(
 _intern_lock = threading.Lock()
 _intern_table: "weakref.WeakValueDictionary[tuple, Expr]" = weakref.WeakValueDictionary()
 _creation_counter = itertools.count()
-# Jupyter's rich display of a node (kind -> function(Expr) -> str or None). The LaTeX printer
-# and Graphviz live in the tools layer, above this module, so ``symdiff.tools`` fills this in
-# when it is imported (as ``import symdiff`` does); until then a node shows its plain repr.
-DISPLAY_HOOKS: dict = {}
+
+# Printers registered by the layers above (graph.py imports none of them): "str" and "repr"
+# by symdiff.printing, "latex" and "svg" (Jupyter's rich display) by symdiff.tools.inspect.
+# ``import symdiff`` imports both; before that, a node prints as a plain object.
+PRINTERS: dict[str, Callable] = {}
 
 
 class Expr:
@@ -107,21 +108,22 @@ class Expr:
     def __deepcopy__(self, memo):
         return self
 
+    # Printing is registered from above (see PRINTERS): graph.py imports no printer.
     def __repr__(self) -> str:
-        from .tools.inspect import short_repr
-        return short_repr(self)
+        printer = PRINTERS.get("repr")
+        return printer(self) if printer else object.__repr__(self)
 
     def __str__(self) -> str:
-        from .tools.inspect import infix
-        return infix(self)
+        printer = PRINTERS.get("str")
+        return printer(self) if printer else object.__repr__(self)
 
     def _repr_latex_(self):
-        hook = DISPLAY_HOOKS.get("latex")
-        return hook(self) if hook is not None else None
+        printer = PRINTERS.get("latex")
+        return printer(self) if printer else None
 
     def _repr_svg_(self):
-        hook = DISPLAY_HOOKS.get("svg")
-        return hook(self) if hook is not None else None
+        printer = PRINTERS.get("svg")
+        return printer(self) if printer else None
 
     # -- operators (NumPy semantics; numbers and arrays on either side become constants) -----
     def __add__(self, other): return _ops.add(self, other)
@@ -425,6 +427,33 @@ def substitute(outputs: Sequence[Expr], mapping: dict) -> list[Expr]:
             continue
         new[id(node)] = apply(node.op, args)
     return [new.get(id(o), o) for o in outputs]
+
+
+def rebuild(outputs: Sequence[Expr], replace: Callable[[Expr], "Expr | None"],
+            limit: int = 16) -> list[Expr]:
+    """``outputs`` rebuilt bottom-up with ``replace`` applied to every op node until it returns
+    None (at most ``limit`` times per node): each node is re-applied to its rebuilt inputs
+    first, so a replacement sees rewritten inputs. One pass over the topological order, no
+    recursion. The generic walk of term rewriting; the rewrites themselves live on the ops
+    (``Op.stable_form``) and in ``rewrite/``. Nothing is written onto nodes: callers that name
+    outputs (``dJ/dW``) carry the names by output position.
+    """
+    new: dict[int, Expr] = {}
+    for node in toposort(outputs):
+        if node.op is None:
+            new[id(node)] = node
+            continue
+        args = tuple(new[id(i)] for i in node.inputs)
+        current = node if all(a is b for a, b in zip(args, node.inputs)) else apply(node.op, args)
+        for _ in range(limit):
+            if current.op is None:
+                break
+            replacement = replace(current)
+            if replacement is None or replacement is current:
+                break
+            current = replacement
+        new[id(node)] = current
+    return [new[id(o)] for o in outputs]
 
 
 def broadcast_shapes(*shapes: tuple, opname: str = "broadcast") -> tuple:

@@ -64,7 +64,7 @@ from collections.abc import Mapping
 
 from ..errors import ParseError, ShapeError, SymdiffError, SymdiffWarning
 from ..graph import Expr, as_expr, normalize_shape, var
-from ..ops import FUNCTIONS, maximum, minimum
+from ..ops import FUNCTIONS, REGISTRY
 
 __all__ = ["parse", "DEEP_PARSE_MAX_CHARS"]
 
@@ -107,7 +107,9 @@ _DESCRIBE = {
 }
 
 # functions taking a list of expressions, and the parameter that does
-_LIST_FUNCTIONS = {"concatenate": "xs", "stack": "xs"}
+# functions taking a list of expressions (their parameter ``xs``): concatenate, stack
+_LIST_FUNCTIONS = {name: "xs" for name, fn in FUNCTIONS.items()
+                   if "xs" in inspect.signature(fn).parameters}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -800,9 +802,10 @@ class _Converter:
         nargs = len(node.args)
         args = list(vals[:nargs])
         kwargs = {kw.arg: v for kw, v in zip(node.keywords, vals[nargs:])}
-        if name in ("max", "min") and nargs >= 2 and not kwargs:
+        pairwise = getattr(REGISTRY.get(name), "pairwise", None)
+        if pairwise and nargs >= 2 and not kwargs:
             # Python's builtins: max(a, b, ...) is elementwise
-            fn = maximum if name == "max" else minimum
+            fn = FUNCTIONS[pairwise]
             for i, arg in enumerate(args):
                 if isinstance(arg, (list, tuple)):
                     raise self.fail(f"{name}() with several positional arguments is the "
@@ -826,8 +829,9 @@ class _Converter:
         for (pname, arg_node), value in zip(arg_nodes, vals):
             if isinstance(value, (list, tuple)) and _contains_expr(value) \
                     and _LIST_FUNCTIONS.get(name) != pname:
+                accepted = " and ".join(f"{n}()" for n in _LIST_FUNCTIONS)
                 raise self.fail(f"{name}(): a list of expressions is accepted only by "
-                                f"concatenate() and stack()", arg_node)
+                                f"{accepted}", arg_node)
         return fn(*args, **kwargs)
 
     # -- the walk ------------------------------------------------------------------------------

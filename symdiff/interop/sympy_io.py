@@ -45,14 +45,6 @@ from .. import ops
 from ..errors import ShapeError, SymdiffError, fmt_shape
 from ..graph import Expr, const, toposort, var
 
-# Ops whose single input, on a scalar graph, is passed through unchanged (shape ops to (),
-# reductions of a 0-d value, stop_gradient). ``as_number``: the value is used as a number.
-_IDENTITY_OPS = {
-    "stop_gradient": False, "reshape": False, "broadcast_to": False, "transpose": False,
-    "getitem": False, "index_add": False, "max": False, "min": False,
-    "sum": True, "mean": True, "prod": True, "logsumexp": True,
-}
-
 # SymPy's evaluation of a new expression recurses through its arguments (about 2.5 Python
 # frames per level of the tree) and walks them as trees, not as shared DAGs (sorting, pattern
 # checks), so its cost grows with the *tree* size: 2**n for a graph that uses each value twice,
@@ -60,10 +52,7 @@ _IDENTITY_OPS = {
 # unevaluated (the same value, just not simplified). A rule adds about two levels (``a - b`` is
 # ``Add(a, Mul(-1, b))``); the longer definitions add more; leaky_relu writes x three times.
 _EVALUATE_DEPTH = 150
-_EVALUATE_SIZE = 2000
-_LEVELS = {"sigmoid": 4, "softplus": 3, "leaky_relu": 3, "where": 3, "log1p": 2, "expm1": 2,
-           "hardtanh": 2, "clip": 2}
-_COPIES = {"leaky_relu": 3}
+_EVALUATE_SIZE = 2000  # (each op says how many levels and copies its form adds)
 
 
 def _needs_no_evaluation(order: list) -> set:
@@ -76,19 +65,13 @@ def _needs_no_evaluation(order: list) -> set:
         if node.op is None:
             depth[id(node)], size[id(node)] = 0, 1
             continue
-        levels = _LEVELS.get(node.op.name, 2)
+        levels = node.op.sympy_levels
         depth[id(node)] = levels + max(depth[id(i)] for i in node.inputs)
-        size[id(node)] = min(_EVALUATE_SIZE + 1, levels + _COPIES.get(node.op.name, 1) * sum(
+        size[id(node)] = min(_EVALUATE_SIZE + 1, levels + node.op.sympy_copies * sum(
             size[id(i)] for i in node.inputs))
         if depth[id(node)] > _EVALUATE_DEPTH or size[id(node)] > _EVALUATE_SIZE:
             big.add(id(node))
     return big
-
-
-# Names an undefined SymPy function (``sympy.Function("relu")(x)``) may carry in from_sympy.
-_UNARY_FUNCTION_NAMES = (
-    "exp log log1p expm1 sqrt square abs sin cos tan tanh sigmoid softplus relu floor round "
-    "sign stop_gradient negative").split()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -108,7 +91,7 @@ def _round_function():
     def numpy_round(value):
         return np.round(np.asarray(value, dtype=np.float64))
 
-    return implemented_function("round", numpy_round)
+    return implemented_function(ops.round.name, numpy_round)
 
 
 def _is_boolean(value) -> bool:
@@ -207,79 +190,27 @@ def _const_to_sympy(value: np.ndarray):
     return _float_to_sympy(float(item))
 
 
-@functools.lru_cache(maxsize=None)
-def _to_sympy_rules() -> dict[str, Callable]:
-    """op name -> rule(op, *sympy_inputs) giving the SymPy form of one scalar node."""
-    sp = _sympy()
-    num, cond = _as_number, _as_condition
+class _Helpers:
+    """What an op's ``sympy_form`` may use besides SymPy itself (``sp``): its inputs as numbers
+    or conditions, Max/Min/Piecewise built without SymPy's costly evaluation, exact floats, and
+    NumPy's rounding."""
 
-    def unary(fn):
-        return lambda op, x: fn(num(x))
+    number = staticmethod(_as_number)
+    condition = staticmethod(_as_condition)
+    piecewise = staticmethod(_piecewise)
+    float = staticmethod(_float_to_sympy)
 
-    def binary(fn):
-        return lambda op, a, b: fn(num(a), num(b))
+    def __init__(self):
+        self.sp = _sympy()
 
-    def leaky_relu(op, x, alpha):
-        x = num(x)
-        return _piecewise((x, sp.Gt(x, 0)), (num(alpha) * x, sp.true))
+    def max(self, a, b):
+        return _min_max(self.sp.Max, a, b)
 
-    def hardtanh(op, x):
-        # max(lo, min(hi, x))
-        return _min_max(sp.Max, _float_to_sympy(op.lo),
-                        _min_max(sp.Min, _float_to_sympy(op.hi), num(x)))
+    def min(self, a, b):
+        return _min_max(self.sp.Min, a, b)
 
-    def clip(op, x, lo, hi):
-        # np.clip(x, lo, hi) = min(max(x, lo), hi)
-        return _min_max(sp.Min, _min_max(sp.Max, num(x), num(lo)), num(hi))
-
-    def where(op, c, a, b):
-        return _piecewise((num(a), cond(c)), (num(b), sp.true))
-
-    rules = {
-        "add": binary(lambda a, b: a + b),
-        "subtract": binary(lambda a, b: a - b),
-        "multiply": binary(lambda a, b: a * b),
-        "dot": binary(lambda a, b: a * b),
-        "divide": binary(lambda a, b: a / b),
-        "power": binary(lambda a, b: a ** b),
-        "maximum": binary(lambda a, b: _min_max(sp.Max, a, b)),
-        "minimum": binary(lambda a, b: _min_max(sp.Min, a, b)),
-        "less": binary(sp.Lt),
-        "less_equal": binary(sp.Le),
-        "greater": binary(sp.Gt),
-        "greater_equal": binary(sp.Ge),
-        "equal": binary(sp.Eq),
-        "not_equal": binary(sp.Ne),
-        "negative": unary(lambda x: -x),
-        "exp": unary(sp.exp),
-        "log": unary(sp.log),
-        "log1p": unary(lambda x: sp.log(1 + x)),
-        "expm1": unary(lambda x: sp.exp(x) - 1),
-        "sqrt": unary(sp.sqrt),
-        "square": unary(lambda x: x ** 2),
-        "abs": unary(sp.Abs),
-        "norm": unary(sp.Abs),  # the L2 norm of one number
-        "sin": unary(sp.sin),
-        "cos": unary(sp.cos),
-        "tan": unary(sp.tan),
-        "tanh": unary(sp.tanh),
-        "sigmoid": unary(lambda x: 1 / (1 + sp.exp(-x))),
-        "softplus": unary(lambda x: sp.log(1 + sp.exp(x))),
-        "relu": unary(lambda x: _min_max(sp.Max, sp.S.Zero, x)),
-        "floor": unary(sp.floor),
-        "round": unary(_round_function()),
-        "sign": unary(sp.sign),
-        "leaky_relu": leaky_relu,
-        "hardtanh": hardtanh,
-        "clip": clip,
-        "where": where,
-        "softmax": lambda op, x: sp.S.One,       # softmax of one entry
-        "log_softmax": lambda op, x: sp.S.Zero,
-        "argmax": lambda op, x: sp.S.Zero,       # the index of the only entry
-    }
-    for name, as_number in _IDENTITY_OPS.items():
-        rules[name] = unary(lambda x: x) if as_number else (lambda op, x: x)
-    return rules
+    def round(self, x):
+        return _round_function()(x)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -301,7 +232,7 @@ def _convert_nodes(nodes: list, done: dict, settle: bool = False) -> None:
     is found one level at a time here instead of by a recursion through a deep argument.
     """
     sp = _sympy()
-    rules = _to_sympy_rules()
+    helpers = _Helpers()
     for node in nodes:
         if node.is_var:
             done[id(node)] = sp.Symbol(node.name, real=True)
@@ -309,11 +240,11 @@ def _convert_nodes(nodes: list, done: dict, settle: bool = False) -> None:
         if node.is_const:
             done[id(node)] = _const_to_sympy(node.value)
             continue
-        rule = rules.get(node.op.name)
-        if rule is None:
-            raise SymdiffError(f"to_sympy: op '{node.op.name}' has no SymPy form")
         try:
-            done[id(node)] = value = rule(node.op, *[done[id(i)] for i in node.inputs])
+            value = node.op.sympy_form(helpers, *[done[id(i)] for i in node.inputs])
+            if value is None:
+                raise SymdiffError(f"to_sympy: op '{node.op.name}' has no SymPy form")
+            done[id(node)] = value
             if settle:
                 getattr(value, "is_commutative", None)
         except (TypeError, ValueError, ArithmeticError) as exc:
@@ -537,45 +468,56 @@ def _plan_heaviside(node) -> Plan:
     return build, [arg, h0]
 
 
-def _symbol_plan(node, shapes: Mapping) -> Plan:
+def _symbol_plan(node, shapes: Mapping, named: dict) -> Plan:
+    """A variable named as the symbol. ``named`` (name -> the first symbol of that name seen)
+    catches two different symbols of one name: a variable is its name, so ``Dummy("x")`` and
+    ``Symbol("x")`` would silently become one variable. Plain Symbols that differ only in
+    assumptions (``real=True`` or not) are the same variable."""
     name = node.name
     if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
         raise SymdiffError(f"from_sympy: symbol name {name!r} is not a Python identifier, so "
                            f"it cannot name a variable; rename it (e.g. with .subs)")
+    first = named.setdefault(name, node)
+    plain = _sympy().Symbol
+    if first is not node and (type(first) is not plain or type(node) is not plain):
+        raise SymdiffError(f"from_sympy: two different SymPy symbols are named {name!r} "
+                           f"({type(first).__name__} and {type(node).__name__}); a variable "
+                           f"is its name, so rename one (e.g. with .subs)")
     shape = shapes.get(name, ())
     return (lambda: var(name, shape)), []
 
 
 @functools.lru_cache(maxsize=None)
 def _function_table() -> dict:
-    """SymPy function class -> graph builder (one argument each)."""
+    """SymPy class -> (graph builder, number of arguments), derived from the ops: each op whose
+    ``sympy`` names a SymPy class (``"exp"``, ``"Abs"``, ``"Lt"``) converts back to it; the
+    first registered wins (``Abs`` is ``abs``, not the norm of one number)."""
     sp = _sympy()
-    return {
-        sp.exp: ops.exp, sp.log: ops.log, sp.sin: ops.sin, sp.cos: ops.cos, sp.tan: ops.tan,
-        sp.tanh: ops.tanh, sp.Abs: ops.abs, sp.sign: ops.sign, sp.floor: ops.floor,
-        # ceiling(x) = -floor(-x)
-        sp.ceiling: lambda x: ops.negative(ops.floor(ops.negative(x))),
-    }
+    table = {}
+    for name, cls in ops.REGISTRY.items():
+        form = getattr(sp, cls.sympy, None) if isinstance(cls.sympy, str) else None
+        builder = getattr(ops, name, None)  # the op's public builder
+        if isinstance(form, type) and callable(builder) and form not in table:
+            table[form] = (builder, 1 if issubclass(cls, ops.Unary) else 2)
+    table[sp.ceiling] = (lambda x: ops.negative(ops.floor(ops.negative(x))), 1)  # -floor(-x)
+    return table
 
 
 @functools.lru_cache(maxsize=None)
-def _relational_table() -> dict:
-    sp = _sympy()
-    return {
-        sp.StrictLessThan: ops.less, sp.LessThan: ops.less_equal,
-        sp.StrictGreaterThan: ops.greater, sp.GreaterThan: ops.greater_equal,
-        sp.Equality: ops.equal, sp.Unequality: ops.not_equal,
-    }
+def _unary_names() -> tuple:
+    """Unary ops an undefined SymPy function (``Function("relu")(x)``) may name."""
+    return tuple(name for name, cls in ops.REGISTRY.items()
+                 if issubclass(cls, ops.Unary) and name in ops.FUNCTIONS)
 
 
-def _plan(node, shapes: Mapping) -> Plan:
+def _plan(node, shapes: Mapping, named: dict) -> Plan:
     """The children and builder of one SymPy node; SymdiffError naming an unsupported class."""
     sp = _sympy()
     from sympy.core.function import AppliedUndef
     boolalg = sp.logic.boolalg
     kind = type(node)
     if node.is_Symbol:
-        return _symbol_plan(node, shapes)
+        return _symbol_plan(node, shapes, named)
     if isinstance(node, boolalg.BooleanAtom):
         flag = bool(node)
         return (lambda: const(flag)), []
@@ -588,10 +530,9 @@ def _plan(node, shapes: Mapping) -> Plan:
         return _plan_mul(node)
     if node.is_Pow:
         return _plan_pow(node)
-    if kind in _function_table() and len(node.args) == 1:
-        return _function_table()[kind], list(node.args)
-    if kind in _relational_table():
-        return _relational_table()[kind], [node.lhs, node.rhs]
+    builder, arity = _function_table().get(kind, (None, 0))
+    if builder is not None and len(node.args) == arity:
+        return builder, list(node.args)
     if kind is sp.Max:
         return _chain(ops.maximum), list(node.args)
     if kind is sp.Min:
@@ -608,11 +549,11 @@ def _plan(node, shapes: Mapping) -> Plan:
         return (lambda a: ops.where(a, False, True)), list(node.args)
     if isinstance(node, AppliedUndef):
         name = kind.__name__
-        if name in _UNARY_FUNCTION_NAMES and len(node.args) == 1:
+        if name in _unary_names() and len(node.args) == 1:
             return ops.FUNCTIONS[name], list(node.args)
         raise SymdiffError(f"from_sympy: undefined SymPy function {name!r} with "
                            f"{len(node.args)} argument(s) is not a symdiff op; known unary "
-                           f"names: {', '.join(_UNARY_FUNCTION_NAMES)}")
+                           f"names: {', '.join(_unary_names())}")
     if not node.args and node.is_number:  # an atom such as I
         raise SymdiffError(f"from_sympy: complex values ({kind.__name__}) are not supported")
     raise SymdiffError(f"from_sympy: SymPy {kind.__name__} is not supported")
@@ -653,6 +594,7 @@ def from_sympy(expr, shapes=None) -> Expr:
     if not isinstance(root, sp.Basic):
         raise SymdiffError(f"from_sympy expects a SymPy expression, got {type(root).__name__}")
 
+    named: dict = {}     # symbol name -> the first SymPy symbol of that name
     done: dict = {}      # SymPy node -> graph (SymPy nodes compare structurally)
     pending: dict = {}   # SymPy node -> plan, while its children are converted
     stack = [(root, False)]
@@ -664,7 +606,7 @@ def from_sympy(expr, shapes=None) -> Expr:
             continue
         if node in done or node in pending:
             continue
-        build, children = _plan(node, shapes)
+        build, children = _plan(node, shapes, named)
         if not children:
             done[node] = build()
             continue

@@ -21,7 +21,7 @@ import numpy as np
 from ..errors import NonFiniteError, SymdiffError, fmt_shape
 from ..graph import Expr, toposort
 from ..ops.lowering import Arg, Attr, Call, Infix, Prefix, Subscript, Tuple
-from ..tools.inspect import bounded_infix, infix_short
+from ..printing import bounded_infix, infix_short
 from .plan import dead_fresh_inputs, outputs_to_copy
 from .quote import Quoter, comment, is_literal
 

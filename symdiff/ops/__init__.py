@@ -1,9 +1,11 @@
 """All ops, by family. Each family module holds, per op, its class (shape rule, lowering, bprop)
 and its public function; this package gathers the public functions.
 
-``FUNCTIONS`` maps every function name the text parser may call to its builder.
+``FUNCTIONS`` maps every function name the text parser may call to its builder: each
+registered op with a builder of its name here, unless it is written only as an operator.
 """
 from .base import REGISTRY, Op  # noqa: F401
+from .elementwise import Unary  # noqa: F401
 from .elementwise import (  # noqa: F401
     abs, add, clip, cos, divide, equal, exp, expm1, floor, greater, greater_equal, hardtanh,
     leaky_relu, less, less_equal, log, log1p, maximum, minimum, multiply, negative, not_equal,
@@ -15,10 +17,5 @@ from .reduce import argmax, logsumexp, max, mean, min, norm, prod, sum  # noqa: 
 from .shape import (  # noqa: F401
     broadcast_to, concatenate, getitem, reshape, stack, take, transpose)
 
-FUNCTIONS = {
-    name: globals()[name] for name in (
-        "exp log log1p expm1 sqrt square abs sin cos tan tanh sigmoid softplus relu leaky_relu "
-        "hardtanh maximum minimum where clip power sum mean max min prod logsumexp norm matmul "
-        "dot outer transpose reshape concatenate stack take broadcast_to softmax log_softmax "
-        "argmax floor round sign stop_gradient negative").split()
-}
+FUNCTIONS = {name: globals()[name] for name, cls in REGISTRY.items()
+             if cls.callable_by_name and callable(globals().get(name))}

@@ -9,6 +9,12 @@ namespace object ``xp``) and the lowering facts beside it (``scalar`` form, ``vi
 it can be differentiated again); an optional ``jvp``; and ``symbol``/``precedence`` for infix
 printing. Defining a subclass with a ``name`` registers it in :data:`REGISTRY`.
 
+Every other fact other modules need is asked of the op, never kept in a table keyed by its
+name: its SymPy form (``sympy``/``sympy_form``, read by interop/sympy_io.py both ways), its
+LaTeX (``latex``/``latex_form``, tools/inspect.py), postfix text (``suffix_text``), whether text
+calls it by name (``callable_by_name``, ``pairwise``: interop/parse.py), and its numerically
+stable forms (``stable_form``/``stable_log``/``stable_log1p``: grad.py and rewrite/stable.py).
+
 Broadcast gradients need not be reduced here: ``grad.py`` sums every contribution back to its
 input's shape in one place.
 """
@@ -21,18 +27,13 @@ import numpy as np
 
 from ..errors import ShapeError, SymdiffError, fmt_shape
 from ..graph import Expr, apply
+from ..printing import (  # noqa: F401 (the ops' precedences)
+    PREC_ADD, PREC_ATOM, PREC_CMP, PREC_MUL, PREC_POW, PREC_UNARY)
 from .kernels import NUMPY
 from .lowering import Arg, evaluator
 
 REGISTRY: dict[str, type] = {}
 
-# printing precedence (higher binds tighter), after Python's own table
-PREC_ATOM = 100
-PREC_POW = 60
-PREC_UNARY = 50
-PREC_MUL = 40
-PREC_ADD = 30
-PREC_CMP = 20
 
 
 class Op:
@@ -51,6 +52,21 @@ class Op:
     # op's params as keywords. None: an operator form (Infix/Prefix) is printed as Python
     # float arithmetic; any other form sends the graph to NumPy
     scalar = None
+    # SymPy form (interop/sympy_io.py): the name of the SymPy function applied to the inputs
+    # as numbers ("exp"), or staticmethod(fn(s, *inputs)) with the bridge's helpers ``s``;
+    # None: no SymPy form. A SymPy class named here also converts back to this op.
+    sympy: object = None
+    sympy_identity = False  # on a scalar graph the node is its input, unchanged (reshape...)
+    sympy_levels = 2        # SymPy tree levels the form adds, and copies of its input it makes
+    sympy_copies = 1        # (to_sympy builds big nodes unevaluated, see sympy_io)
+    # LaTeX form (tools/inspect.py): the function's LaTeX name (r"\exp"); None typesets
+    # \operatorname{name}. Structural forms (sums, products, fractions) override latex_form.
+    latex: str | None = None
+    # text (interop/parse.py): False when the op is written only as its operator (``a + b``)
+    # or subscript, not called by name; ``pairwise``: the elementwise op Python's two-argument
+    # form of this reduction means (``max(a, b)`` is ``maximum``)
+    callable_by_name = True
+    pairwise: str | None = None
 
     def __init__(self, **params):
         for key in params:  # a param may never replace part of the op (its lowering, name...)
@@ -116,6 +132,42 @@ class Op:
     # ``J_i t = d/dg <bprop_i(g), t>``, so every op with a bprop has a jvp. The fallback lives
     # in grad.py, which owns differentiation; ops stay below grad in the layers.
     jvp = None
+
+    def sympy_form(self, s, *args):
+        """This node as SymPy from its inputs' SymPy forms ``args``; ``s`` holds the bridge's
+        helpers (``s.sp`` the sympy module, ``s.number``, ``s.condition``, ``s.max``, ``s.min``,
+        ``s.piecewise``, ``s.float``). None when the op has no SymPy form."""
+        if self.sympy_identity:
+            return args[0]
+        form = self.sympy
+        if form is None:
+            return None
+        numbers = [s.number(a) for a in args]
+        return getattr(s.sp, form)(*numbers) if isinstance(form, str) else form(s, *numbers)
+
+    # -- numerically stable forms (grad differentiates them; rewrite/stable.py applies them) --
+    def stable_form(self, node: Expr) -> Expr | None:
+        """A numerically stable graph equal to ``node`` (an application of this op), or None.
+        ``log`` and ``log1p`` ask their input's op (``stable_log``, ``stable_log1p``)."""
+        return None
+
+    def stable_log(self, node: Expr) -> Expr | None:
+        """A stable graph for ``log(node)`` (``log(softmax) = log_softmax``...), or None."""
+        return None
+
+    def stable_log1p(self, node: Expr) -> Expr | None:
+        """A stable graph for ``log1p(node)`` (``log1p(exp(x)) = softplus(x)``), or None."""
+        return None
+
+    def latex_form(self, inputs: Sequence[Expr], parts: list[tuple[str, int]]):
+        """(LaTeX, precedence) of this node from its inputs' (LaTeX, precedence), or None for
+        the generic form ``f\\left(x, params\\right)``."""
+        return None
+
+    def suffix_text(self, inputs: Sequence[Expr]) -> str | None:
+        """Infix text to write after the first input instead of a call (``[0]``, ``.T``), or
+        None to print as a call."""
+        return None
 
     def params_text(self) -> str:
         """Params that differ from their defaults, as call arguments (e.g. ``axis=(1,)``)."""

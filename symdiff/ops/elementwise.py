@@ -18,8 +18,9 @@ import numpy as np
 from ..errors import DTypeError
 from ..graph import Expr, apply, as_expr, broadcast_shapes, const
 from . import kernels
-from .base import (PREC_ADD, PREC_CMP, PREC_MUL, PREC_POW, PREC_UNARY, Op, float_dtype,
-                   float_param)
+from ..printing import latex_group
+from .base import (PREC_ADD, PREC_ATOM, PREC_CMP, PREC_MUL, PREC_POW, PREC_UNARY, Op,
+                   float_dtype, float_param)
 from .lowering import Call, Infix, Prefix
 from .shape import broadcast_to
 
@@ -60,14 +61,17 @@ class Unary(Op):
 
 
 def unary(name: str, scalar, rule, doc: str, keep_dtype=False, differentiable=True,
-          symbol=None, lowering=None):
+          symbol=None, lowering=None, **facts):
     """Make and register the op class of one unary row (``Exp`` for ``exp``...). The lowering
-    is the namespace function of the op's own name unless the row gives a form builder."""
+    is the namespace function of the op's own name unless the row gives a form builder;
+    ``facts`` are further class attributes (``sympy``, ``latex``... see ``Op``)."""
     lowering = name if lowering is None else staticmethod(lowering)
     attrs = dict(name=name, keep_dtype=keep_dtype, differentiable=differentiable, __doc__=doc,
                  lowering=lowering,
                  scalar=staticmethod(scalar) if scalar else None,
                  rule=staticmethod(rule) if rule else None)
+    attrs.update({key: staticmethod(value) if callable(value) else value
+                  for key, value in facts.items()})
     if symbol:
         attrs.update(symbol=symbol, precedence=PREC_UNARY)
     cls_name = "".join(part.capitalize() for part in name.split("_"))
@@ -78,48 +82,78 @@ def _sign_const(x):
     return stop_gradient(Sign()(x))
 
 
-# name (also the xp function it lowers to), math-module form, g * f'(x) as a graph, doc
-Exp = unary("exp", math.exp, lambda x, out, g: g * out, "e^x; derivative e^x (reuses out)")
-Log = unary("log", math.log, lambda x, out, g: g / x, "natural log; derivative 1/x")
+def _stable_log(node: Expr):
+    """log(f(...)): the stable form f gives for its own log."""
+    inner = node.inputs[0]
+    return inner.op.stable_log(inner) if inner.op is not None else None
+
+
+def _stable_log1p(node: Expr):
+    """log1p(f(...)): the stable form f gives for its own log1p."""
+    inner = node.inputs[0]
+    return inner.op.stable_log1p(inner) if inner.op is not None else None
+
+
+# name (also the xp function it lowers to), math-module form, g * f'(x) as a graph, doc;
+# then the facts the printers and the SymPy bridge ask for (sympy, latex, stable forms)
+Exp = unary("exp", math.exp, lambda x, out, g: g * out, "e^x; derivative e^x (reuses out)",
+            sympy="exp", latex=r"\exp",
+            stable_log1p=lambda node: softplus(node.inputs[0]))  # log1p(exp(x)) = softplus(x)
+Log = unary("log", math.log, lambda x, out, g: g / x, "natural log; derivative 1/x",
+            sympy="log", latex=r"\log", stable_form=_stable_log)
 Log1p = unary("log1p", math.log1p, lambda x, out, g: g / (1 + x),
-              "log(1 + x), accurate near 0; derivative 1/(1 + x)")
+              "log(1 + x), accurate near 0; derivative 1/(1 + x)",
+              sympy=lambda s, x: s.sp.log(1 + x), stable_form=_stable_log1p)
 # e^x, not out + 1: out + 1 cancels to 0 for x < -37 (expm1'(-40) = 4.2e-18, not 0)
 Expm1 = unary("expm1", math.expm1, lambda x, out, g: g * exp(x),
-              "e^x - 1, accurate near 0; derivative e^x (not out + 1, which cancels)")
+              "e^x - 1, accurate near 0; derivative e^x (not out + 1, which cancels)",
+              sympy=lambda s, x: s.sp.exp(x) - 1)
 Sqrt = unary("sqrt", math.sqrt, lambda x, out, g: g / (2 * out),
-             "square root; derivative 1/(2 sqrt x) (reuses out)")
-Square = unary("square", kernels.scalar_square, lambda x, out, g: g * (2 * x), "x^2; derivative 2x",
-               keep_dtype=True)
+             "square root; derivative 1/(2 sqrt x) (reuses out)",
+             sympy="sqrt",
+             latex_form=lambda inputs, parts: (f"\\sqrt{{{parts[0][0]}}}", PREC_ATOM))
+Square = unary("square", kernels.scalar_square, lambda x, out, g: g * (2 * x),
+               "x^2; derivative 2x", keep_dtype=True, sympy=lambda s, x: x ** 2,
+               latex_form=lambda inputs, parts: (f"{latex_group(parts[0])}^{{2}}", PREC_POW))
 Abs = unary("abs", abs, lambda x, out, g: g * _sign_const(x),
-            "|x|; derivative sign(x), 0 at x = 0", keep_dtype=True)
-Sin = unary("sin", math.sin, lambda x, out, g: g * cos(x), "sine; derivative cos x")
-Cos = unary("cos", math.cos, lambda x, out, g: -(g * sin(x)), "cosine; derivative -sin x")
+            "|x|; derivative sign(x), 0 at x = 0", keep_dtype=True, sympy="Abs")
+Sin = unary("sin", math.sin, lambda x, out, g: g * cos(x), "sine; derivative cos x",
+            sympy="sin", latex=r"\sin")
+Cos = unary("cos", math.cos, lambda x, out, g: -(g * sin(x)), "cosine; derivative -sin x",
+            sympy="cos", latex=r"\cos")
 Tan = unary("tan", math.tan, lambda x, out, g: g * (1 + square(out)),
-            "tangent; derivative 1 + tan^2 x (reuses out)")
+            "tangent; derivative 1 + tan^2 x (reuses out)", sympy="tan", latex=r"\tan")
 # 1 - tanh^2 x = 1/cosh^2 x = 4 s(2x) s(-2x), s = sigmoid: no cancellation where tanh x
 # rounds to +-1 (tanh'(19.5) = 1.1e-16, not 0), and built from symdiff ops, so it differentiates
 Tanh = unary("tanh", math.tanh, lambda x, out, g: g * (4 * (sigmoid(2 * x) * sigmoid(-2 * x))),
-             "hyperbolic tangent; derivative 1 - tanh^2 x = 4 sigmoid(2x) sigmoid(-2x)")
+             "hyperbolic tangent; derivative 1 - tanh^2 x = 4 sigmoid(2x) sigmoid(-2x)",
+             sympy="tanh", latex=r"\tanh")
 # s(x)(1 - s(x)) = s(x) s(-x): 1 - s cancels for large x, s(-x) keeps relative precision
 Sigmoid = unary("sigmoid", kernels.scalar_sigmoid, lambda x, out, g: g * (out * sigmoid(-x)),
                 "logistic 1/(1 + e^-x), computed without overflow; derivative "
-                "s(x)(1 - s(x)) = s(x) s(-x) (reuses out)")
+                "s(x)(1 - s(x)) = s(x) s(-x) (reuses out)",
+                sympy=lambda s, x: 1 / (1 + s.sp.exp(-x)), sympy_levels=4, latex=r"\sigma",
+                stable_log=lambda node: -softplus(-node.inputs[0]))  # log s(x) = -softplus(-x)
 Softplus = unary("softplus", kernels.scalar_softplus, lambda x, out, g: g * sigmoid(x),
-                 "log(1 + e^x), computed without overflow; derivative sigmoid(x)")
+                 "log(1 + e^x), computed without overflow; derivative sigmoid(x)",
+                 sympy=lambda s, x: s.sp.log(1 + s.sp.exp(x)), sympy_levels=3)
 Relu = unary("relu", kernels.scalar_relu,
              lambda x, out, g: g * stop_gradient(out > 0),  # mask from out: x may die early
              "max(0, x); derivative 1 for x > 0 and 0 for x <= 0 (relu'(0) = 0)",
-             keep_dtype=True, lowering=lambda x: Call("maximum", (x, 0)))
+             keep_dtype=True, lowering=lambda x: Call("maximum", (x, 0)),
+             sympy=lambda s, x: s.max(s.sp.S.Zero, x))
 Negative = unary("negative", None, lambda x, out, g: -g, "-x; derivative -1",
-                 keep_dtype=True, symbol="-", lowering=lambda x: Prefix("-", x))
+                 keep_dtype=True, symbol="-", lowering=lambda x: Prefix("-", x),
+                 sympy=lambda s, x: -x,
+                 latex_form=lambda inputs, parts: (f"-{latex_group(parts[0])}", PREC_UNARY))
 # NumPy >= 2.1 keeps integer and bool dtypes in floor (older versions give float64): ask it
 _FLOOR_KEEPS_DTYPE = np.floor(np.zeros((), dtype=np.int64)).dtype == np.int64
 Floor = unary("floor", kernels.scalar_floor, None, "largest integer <= x; no gradient",
-              keep_dtype=_FLOOR_KEEPS_DTYPE, differentiable=False)
+              keep_dtype=_FLOOR_KEEPS_DTYPE, differentiable=False, sympy="floor")
 Round = unary("round", kernels.scalar_round, None, "round half to even (NumPy); no gradient",
-              keep_dtype=True, differentiable=False)
+              keep_dtype=True, differentiable=False, sympy=lambda s, x: s.round(x))
 Sign = unary("sign", kernels.scalar_sign, None, "-1, 0 or 1; no gradient", keep_dtype=True,
-             differentiable=False)
+             differentiable=False, sympy="sign")
 
 
 class StopGradient(Unary):
@@ -129,6 +163,10 @@ class StopGradient(Unary):
     keep_dtype = True
     alias = view = True  # lowering emits no statement: the node is its input's value
     scalar = staticmethod(kernels.scalar_identity)
+    sympy_identity = True  # SymPy sees values, not gradient flow
+
+    def latex_form(self, inputs, parts):
+        return parts[0]
 
     def lower(self, x):
         return x
@@ -172,6 +210,7 @@ class Binary(Op):
     """Elementwise op of two broadcast operands; the result dtype follows NumPy."""
 
     lowering = ""  # the Python operator symbol, or the namespace function name
+    callable_by_name = False  # written as its operator (a + b); power and the rest are named
 
     def infer(self, a, b):
         return broadcast_shapes(a.shape, b.shape, opname=self.name), self.result_dtype(a, b)
@@ -189,6 +228,19 @@ class Add(Binary):
     """a + b; gradient g to both (``+`` distributes the upstream gradient)."""
 
     name, symbol, precedence, commutative = "add", "+", PREC_ADD, True
+    sympy = staticmethod(lambda s, a, b: a + b)
+
+    def latex_form(self, inputs, parts):
+        return f"{parts[0][0]} + {parts[1][0]}", PREC_ADD
+
+    def stable_log(self, node):
+        # log(1 + exp(x)) = softplus(x)
+        a, b = node.inputs
+        for one, other in ((a, b), (b, a)):
+            if (_is_const_value(one, 1) and isinstance(other.op, Exp)
+                    and other.shape == node.shape):
+                return softplus(other.inputs[0])
+        return None
 
     def bprop(self, inputs, out, g):
         return [g, g]
@@ -205,6 +257,10 @@ class Subtract(Binary):
     """a - b; gradients g and -g."""
 
     name, symbol, precedence = "subtract", "-", PREC_ADD
+    sympy = staticmethod(lambda s, a, b: a - b)
+
+    def latex_form(self, inputs, parts):
+        return f"{parts[0][0]} - {latex_group(parts[1], PREC_ADD + 1)}", PREC_ADD
 
     def result_dtype(self, a, b):
         if a.dtype == bool and b.dtype == bool:
@@ -220,6 +276,12 @@ class Multiply(Binary):
     """a * b; gradients g b and g a (``*`` switches the inputs)."""
 
     name, symbol, precedence, commutative = "multiply", "*", PREC_MUL, True
+    sympy = staticmethod(lambda s, a, b: a * b)
+
+    def latex_form(self, inputs, parts):
+        # juxtaposition for a scalar factor, the Hadamard product of two tensors
+        sep = r" \odot " if inputs[0].ndim and inputs[1].ndim else " "
+        return sep.join(latex_group(part, PREC_MUL) for part in parts), PREC_MUL
 
     def bprop(self, inputs, out, g):
         a, b = inputs
@@ -245,6 +307,10 @@ class Divide(Binary):
     """a / b; gradients g / b and -g a / b^2 = -g out / b."""
 
     name, symbol, precedence = "divide", "/", PREC_MUL
+    sympy = staticmethod(lambda s, a, b: a / b)
+
+    def latex_form(self, inputs, parts):
+        return f"\\frac{{{parts[0][0]}}}{{{parts[1][0]}}}", PREC_ATOM
 
     def result_dtype(self, a, b):
         return float_dtype(np.result_type(a.dtype, b.dtype))
@@ -263,6 +329,11 @@ class Power(Binary):
     # raises where a float power is complex or infinite (the caller falls back to NumPy,
     # which gives nan or inf); Python's ** would return a complex number
     scalar = staticmethod(kernels.scalar_power)
+    callable_by_name = True
+    sympy = staticmethod(lambda s, a, b: a ** b)
+
+    def latex_form(self, inputs, parts):
+        return f"{latex_group(parts[0])}^{{{parts[1][0]}}}", PREC_POW
 
     def result_dtype(self, a, b):
         dtype = np.result_type(a.dtype, b.dtype)
@@ -289,6 +360,8 @@ class Maximum(Binary):
 
     name, lowering, commutative = "maximum", "maximum", True
     scalar = staticmethod(kernels.scalar_maximum)
+    callable_by_name = True
+    sympy = staticmethod(lambda s, a, b: s.max(a, b))
 
     def bprop(self, inputs, out, g):
         a, b = inputs
@@ -301,6 +374,8 @@ class Minimum(Binary):
 
     name, lowering, commutative = "minimum", "minimum", True
     scalar = staticmethod(kernels.scalar_minimum)
+    callable_by_name = True
+    sympy = staticmethod(lambda s, a, b: s.min(a, b))
 
     def bprop(self, inputs, out, g):
         a, b = inputs
@@ -373,6 +448,10 @@ class Where(Op):
     side; none to cond (a mask is a constant)."""
 
     name = "where"
+    sympy_levels = 3
+
+    def sympy_form(self, s, cond, a, b):
+        return s.piecewise((s.number(a), s.condition(cond)), (s.number(b), s.sp.true))
 
     def infer(self, cond, a, b):
         shape = broadcast_shapes(cond.shape, a.shape, b.shape, opname="where")
@@ -400,6 +479,8 @@ class Clip(Op):
     NumPy's value does)."""
 
     name = "clip"
+    # np.clip(x, lo, hi) = min(max(x, lo), hi)
+    sympy = staticmethod(lambda s, x, lo, hi: s.min(s.max(x, lo), hi))
 
     def infer(self, x, lo, hi):
         shape = broadcast_shapes(x.shape, lo.shape, hi.shape, opname="clip")
@@ -431,6 +512,11 @@ class LeakyRelu(Op):
     sum of x over x <= 0."""
 
     name = "leaky_relu"
+    sympy_levels, sympy_copies = 3, 3  # x appears three times
+
+    def sympy_form(self, s, x, alpha):
+        x = s.number(x)
+        return s.piecewise((x, s.sp.Gt(x, 0)), (s.number(alpha) * x, s.sp.true))
 
     def infer(self, x, alpha):
         shape = broadcast_shapes(x.shape, alpha.shape, opname="leaky_relu")
@@ -460,6 +546,10 @@ class Hardtanh(Op):
     def __init__(self, lo=-1.0, hi=1.0):
         super().__init__(lo=float_param(lo, "hardtanh", "lo"),
                          hi=float_param(hi, "hardtanh", "hi"))
+
+    def sympy_form(self, s, x):
+        # max(lo, min(hi, x))
+        return s.max(s.float(self.lo), s.min(s.float(self.hi), s.number(x)))
 
     def infer(self, x):
         return x.shape, float_dtype(x.dtype)
@@ -506,31 +596,37 @@ class Compare(Binary):
 class Less(Compare):
     """a < b"""
     name, symbol = "less", "<"
+    sympy = "Lt"
 
 
 class LessEqual(Compare):
     """a <= b"""
     name, symbol = "less_equal", "<="
+    sympy = "Le"
 
 
 class Greater(Compare):
     """a > b"""
     name, symbol = "greater", ">"
+    sympy = "Gt"
 
 
 class GreaterEqual(Compare):
     """a >= b"""
     name, symbol = "greater_equal", ">="
+    sympy = "Ge"
 
 
 class Equal(Compare):
     """a == b"""
     name, symbol = "equal", "=="
+    sympy = "Eq"
 
 
 class NotEqual(Compare):
     """a != b"""
     name, symbol = "not_equal", "!="
+    sympy = "Ne"
 
 
 def less(a, b): return apply(Less(), _pair(a, b))

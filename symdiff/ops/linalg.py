@@ -12,6 +12,7 @@ import numpy as np
 
 from ..errors import ShapeError, fmt_shape
 from ..graph import Expr, apply, as_expr, broadcast_shapes
+from ..printing import latex_group
 from .base import PREC_MUL, Op
 from .elementwise import multiply
 from .lowering import Call, Infix
@@ -23,6 +24,12 @@ class Matmul(Op):
     Gradients: ``dA = G B^T``, ``dB = A^T G`` on the promoted operands."""
 
     name, symbol, precedence = "matmul", "@", PREC_MUL
+
+    def latex_form(self, inputs, parts):
+        factors = [latex_group(part, PREC_MUL) for part in parts]
+        if inputs[0].ndim == 1:  # a vector on the left is a row: u^T h
+            factors[0] = f"{latex_group(parts[0])}^\\top"
+        return " ".join(factors), PREC_MUL
 
     def infer(self, a, b):
         if a.ndim == 0 or b.ndim == 0:
@@ -90,6 +97,7 @@ class Dot(Matmul):
 
     name, symbol = "dot", None
     scalar = staticmethod(operator.mul)  # the dot of two 0-d values is their product
+    sympy = staticmethod(lambda s, a, b: a * b)
 
     def infer(self, a, b):
         if a.ndim > 2 or b.ndim > 2:
@@ -120,6 +128,9 @@ class Outer(Op):
     Gradients: ``da = G b``, ``db = G^T a`` (reshaped back)."""
 
     name = "outer"
+
+    def latex_form(self, inputs, parts):
+        return f"{latex_group(parts[0])} {latex_group(parts[1])}^\\top", PREC_MUL
 
     def infer(self, a, b):
         return (a.size, b.size), np.result_type(a.dtype, b.dtype)

@@ -18,6 +18,11 @@ class Softmax(Op):
 
     name = "softmax"
 
+    def stable_log(self, node):
+        # log(softmax(x, axis)) = log_softmax(x, axis)
+        return log_softmax(node.inputs[0], axis=self.axis)
+    sympy = staticmethod(lambda s, x: s.sp.S.One)  # softmax of one entry
+
     def __init__(self, axis=-1):
         super().__init__(axis=int_param(axis, self.name, "axis"))
 
@@ -40,6 +45,10 @@ class LogSoftmax(Softmax):
     ``softmax(x) = exp(out)``."""
 
     name = "log_softmax"
+
+    def stable_log(self, node):
+        return None  # (not softmax's rule)
+    sympy = staticmethod(lambda s, x: s.sp.S.Zero)
 
     def bprop(self, inputs, out, g):
         return [g - exp(out) * reduce_sum(g, axis=self.axis, keepdims=True)]

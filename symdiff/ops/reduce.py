@@ -10,6 +10,7 @@ import numpy as np
 
 from ..errors import ShapeError, expect_bool
 from ..graph import Expr, apply, as_expr, const
+from ..printing import PREC_MUL, latex_escape, latex_group
 from .base import (Op, axes_param, bool_param, check_axis_range, float_dtype, int_param,
                    normalize_axis)
 from .kernels import scalar_identity
@@ -37,6 +38,7 @@ class Reduce(Op):
                          keepdims=bool_param(keepdims, self.name, "keepdims"))
 
     needs_entries = False  # True: no identity (max, min, logsumexp), so no empty reduction
+    sympy = staticmethod(lambda s, x: x)  # the reduction of one number (a scalar graph)
 
     def infer(self, x):
         for axis in self.axis or ():
@@ -76,6 +78,18 @@ class Sum(Reduce):
 
     name, lowering = "sum", "sum"
 
+    def stable_log(self, node):
+        # log(sum(exp(x), axis)) = logsumexp(x, axis)
+        inner = node.inputs[0]
+        if isinstance(inner.op, type(exp)):
+            return logsumexp(inner.inputs[0], axis=self.axis, keepdims=self.keepdims)
+        return None
+
+    def latex_form(self, inputs, parts):
+        extra = self.params_text()
+        under = f"_{{\\text{{{latex_escape(extra)}}}}}" if extra else ""
+        return f"\\sum{under} {latex_group(parts[0])}", PREC_MUL
+
     def result_dtype(self, dtype):
         dtype = np.dtype(dtype)
         return np.dtype(np.int64) if dtype.kind in "biu" else dtype
@@ -92,6 +106,12 @@ class Mean(Sum):
 
     name, lowering = "mean", "mean"
 
+    def stable_log(self, node):
+        return None  # (not sum's rule)
+
+    def latex_form(self, inputs, parts):
+        return None  # the generic form, not the sum's
+
     def result_dtype(self, dtype):
         return float_dtype(dtype)
 
@@ -105,7 +125,8 @@ class Max(Reduce):
     """Max over ``axis``; the gradient is routed to the maximal entries, split equally among
     ties (so max of a constant vector sends g/n to each)."""
 
-    name, lowering, needs_entries = "max", "max", True
+    name, lowering, needs_entries, pairwise = "max", "max", True, "maximum"
+    sympy_identity, latex = True, r"\max"
 
     def bprop(self, inputs, out, g):
         x = inputs[0]
@@ -118,7 +139,7 @@ class Max(Reduce):
 class Min(Max):
     """Min over ``axis``; gradient routed to the minimal entries, ties split equally."""
 
-    name, lowering = "min", "min"
+    name, lowering, latex, pairwise = "min", "min", r"\min", "minimum"
 
 
 class Prod(Reduce):
@@ -157,6 +178,7 @@ class Norm(Reduce):
     underflow nor overflow; gradient g x / out (undefined at x = 0, where it gives nan)."""
 
     name, keep_dtype = "norm", False
+    sympy = "Abs"  # the L2 norm of one number
 
     scalar = staticmethod(abs)
 
@@ -175,6 +197,7 @@ class Argmax(Op):
 
     name = "argmax"
     differentiable = False
+    sympy = staticmethod(lambda s, x: s.sp.S.Zero)  # the index of the only entry
 
     def __init__(self, axis=None):
         super().__init__(axis=None if axis is None else int_param(axis, "argmax", "axis"))

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..errors import DTypeError, ShapeError, SymdiffError, fmt_shape
 from ..graph import Expr, apply, as_expr, const, normalize_shape
+from ..printing import PREC_ATOM, latex_escape, latex_group
 from .base import Op, check_axis_range, int_param, normalize_single_axis
 from .kernels import scalar_identity
 from .lowering import Attr, Call, Subscript, Tuple
@@ -25,6 +26,10 @@ class Transpose(Op):
     """Permute axes (``axes`` a permutation); gradient: the inverse permutation of g."""
 
     name = "transpose"
+    sympy_identity = True
+
+    def latex_form(self, inputs, parts):
+        return f"{latex_group(parts[0])}^\\top", PREC_ATOM
 
     def __init__(self, axes):
         if not isinstance(axes, (tuple, list)):
@@ -39,6 +44,9 @@ class Transpose(Op):
 
     view = True
     scalar = staticmethod(scalar_identity)
+
+    def suffix_text(self, inputs):
+        return ".T" if inputs[0].ndim == 2 else None  # (a @ b).T; other ranks print a call
 
     def lower(self, x):
         if self.axes == tuple(reversed(range(len(self.axes)))):
@@ -81,6 +89,10 @@ class Reshape(Op):
     """Same entries, new shape (sizes agree); gradient: g reshaped back."""
 
     name = "reshape"
+    sympy_identity = True
+
+    def latex_form(self, inputs, parts):
+        return parts[0]
 
     def __init__(self, shape):
         super().__init__(shape=normalize_shape(shape, "reshape shape"))
@@ -132,6 +144,10 @@ class BroadcastTo(Op):
     grad.py does for every op, so the rule just passes g on."""
 
     name = "broadcast_to"
+    sympy_identity = True
+
+    def latex_form(self, inputs, parts):
+        return parts[0]
 
     def __init__(self, shape):
         super().__init__(shape=normalize_shape(shape, "broadcast_to shape"))
@@ -466,6 +482,11 @@ class Index(Op):
     same index (``index_add``), so repeated array indices accumulate."""
 
     name = "getitem"
+    callable_by_name = False  # written x[index]
+    sympy_identity = True
+
+    def latex_form(self, inputs, parts):
+        return f"{latex_group(parts[0])}{latex_escape(_spec_text(self.spec))}", PREC_ATOM
 
     def __init__(self, spec):
         super().__init__(spec=_check_spec(spec))
@@ -485,6 +506,9 @@ class Index(Op):
     def params_text(self):
         return _spec_text(self.spec)
 
+    def suffix_text(self, inputs):
+        return _spec_text(self.spec)  # x[0, 1:3]
+
     def bprop(self, inputs, out, g):
         return [apply(IndexAdd(self.spec, inputs[0].shape), (g,))]
 
@@ -497,6 +521,7 @@ class IndexAdd(Op):
     gradient: the same index applied to the upstream gradient."""
 
     name = "index_add"
+    sympy_identity = True
 
     def __init__(self, spec, shape):
         super().__init__(spec=_check_spec(spec), shape=normalize_shape(shape, "index_add shape"))

@@ -3,16 +3,18 @@
 Passes, each small and named after what it does:
 - ``simplify``: algebraic identities (``mul_by_one``, ``mul_by_zero``, ``double_negation``,
   ``square_of_self``, ``sum_of_broadcast``, ``broadcast_into_elementwise``, ...);
-- ``stable``: numerically stable forms (``log_of_softmax`` -> log_softmax, ``log_of_sigmoid`` ->
-  -softplus(-x), ``log_one_plus_exp`` -> softplus, ``log_sum_exp`` -> logsumexp);
+- ``stable``: numerically stable forms the ops state (log(softmax) -> log_softmax,
+  log(sigmoid(x)) -> -softplus(-x), log(1 + exp(x)) -> softplus, log(sum(exp)) -> logsumexp);
 - ``matmul_chain``: re-associate ``(A B) C`` / ``A (B C)`` by FLOP count;
 - ``fold``: evaluate constant sub-graphs once (results no larger than their inputs).
 Common-subexpression elimination needs no pass: nodes are interned, so a rewrite that builds a
 node equal to an existing one gets that node. Dead code vanishes because lowering walks only the
 ancestors of the outputs.
 
-Rules are functions ``node -> replacement or None``; ``apply_rules`` rebuilds the graph in
-topological order (iteratively), applying rules to each rebuilt node until none fires.
+Rules are functions ``node -> replacement or None``, declared for op classes (``@matches``);
+``apply_rules`` rebuilds the graph in topological order (iteratively), applying the rules for
+each rebuilt node's class until none fires. Every rule keeps the IEEE result for every input
+(nan and inf included), or applies only where its operands are known constants that make it so.
 """
 from __future__ import annotations
 
@@ -43,7 +45,7 @@ def apply_rules(outputs: Sequence[Expr], rules: Sequence[Rule]) -> list[Expr]:
         for _ in range(MAX_REWRITES_PER_NODE):
             if current.op is None:
                 break
-            for rule in table.get(current.op.name, ()):
+            for rule in table.get(type(current.op), ()):
                 replacement = rule(current)
                 if replacement is not None and replacement is not current:
                     current = replacement

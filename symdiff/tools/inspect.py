@@ -1,116 +1,32 @@
-"""Looking at graphs: infix text (``str``), a one-line-per-node listing (``pretty``), Graphviz
-DOT source (``to_dot``) and LaTeX (``to_latex``). Everything walks the topological order, never
-recursion.
+"""Looking at graphs: a one-line-per-node listing (``pretty``), Graphviz DOT source
+(``to_dot``) and LaTeX (``to_latex``); infix text (``str``) lives in ``symdiff.printing``, below
+the ops, and is re-exported here. Everything walks the topological order, never recursion.
 
-Infix text expands shared nodes, which can blow up exponentially on a DAG, so ``infix`` stops at
-a bounded tree size and says so, and ``bounded_infix`` truncates every node's text to a width in
-one linear pass (used for comments in generated code). ``pretty`` lists each node once and scales
+Infix text expands shared nodes, which can blow up exponentially on a DAG, so it lives in
+:mod:`symdiff.printing` with a bounded tree size. ``pretty`` lists each node once and scales
 to any size. When a view is given a loss together with its gradients (grad.py's record of
 which node is the gradient of which, never a mark on the shared nodes), ``pretty`` names the
 gradients ``g_W1`` with ``dJ/dW1`` and marks the nodes only they need ``[grad]``, and ``to_dot``
 draws those beside the forward graph in another colour, as in Goodfellow's Fig. 6.10.
+``to_latex`` asks each op for its LaTeX (``Op.latex_form`` or its function name ``Op.latex``;
+else ``\\operatorname`` of the escaped name with its params).
+
+This module registers ``to_latex`` and ``to_dot`` (as SVG) for Jupyter's rich display in
+``graph.PRINTERS``, so graph.py imports nothing from here.
 """
 from __future__ import annotations
 
 import re
 
-import numpy as np
-
 from ..errors import fmt_shape
 from ..graph import Expr, expect_expr, toposort
+from .. import graph
 from ..grad import gradient_labels, gradient_nodes
-from ..ops.base import PREC_ATOM, PREC_MUL, PREC_POW, PREC_UNARY
+from ..printing import (  # noqa: F401 (infix, short_repr: the old home)
+    PREC_ATOM, bounded_infix, const_text, infix, infix_short, latex_escape, short_repr)
 
-INFIX_TREE_LIMIT = 3000  # expanded tree size beyond which str() summarizes
-
-
-# ---------------------------------------------------------------------------------------------
-# infix text
-# ---------------------------------------------------------------------------------------------
-def const_text(node: Expr) -> str:
-    """A constant as text: the number, a short list, or ``const(shape)``."""
-    if node.shape == ():
-        return repr(node.value.item())
-    if node.size <= 6:
-        return repr(node.value.tolist())
-    return f"const{fmt_shape(node.shape)}"
-
-
-def _call_text(node: Expr, parts: list[tuple[str, int]]) -> str:
-    op = node.op
-    extra = op.params_text()
-    args = [s for s, _ in parts]
-    if op.name in ("getitem", "transpose") and parts:
-        base, precedence = parts[0]
-        base = base if precedence >= PREC_ATOM else f"({base})"  # (a + b)[0], (a @ b).T
-        if op.name == "getitem":
-            return f"{base}{extra}"
-        if node.inputs[0].ndim == 2:
-            return f"{base}.T"
-    inner = ", ".join(args + ([extra] if extra else []))
-    return f"{op.name}({inner})"
-
-
-def _node_infix(node: Expr, parts: list[tuple[str, int]]) -> tuple[str, int]:
-    """The text and precedence of ``node`` from its inputs' (text, precedence)."""
-    if node.is_var:
-        return node.name, PREC_ATOM
-    if node.is_const:
-        s = const_text(node)
-        return s, (PREC_UNARY if s.startswith("-") else PREC_ATOM)
-    op = node.op
-    if op.symbol and len(parts) == 1:
-        s, p = parts[0]
-        return f"{op.symbol}{f'({s})' if p < op.precedence else s}", op.precedence
-    if op.symbol and len(parts) == 2:
-        (ls, lp), (rs, rp) = parts
-        prec = op.precedence
-        if lp < prec or (prec == PREC_POW and lp == prec):
-            ls = f"({ls})"
-        if rp < prec or (rp == prec and prec != PREC_POW):
-            rs = f"({rs})"  # a - (b - c), a * (b @ c): text parses back to the same graph
-        return f"{ls} {op.symbol} {rs}", prec
-    return _call_text(node, parts), PREC_ATOM
-
-
-def _tree_sizes(order) -> dict[int, int]:
-    size: dict[int, int] = {}
-    for node in order:
-        size[id(node)] = min(INFIX_TREE_LIMIT + 1, 1 + sum(size[id(i)] for i in node.inputs))
-    return size
-
-
-def infix(expr: Expr) -> str:
-    """Python-style infix text of ``expr`` (what ``str`` returns)."""
-    order = toposort([expr])
-    if _tree_sizes(order)[id(expr)] > INFIX_TREE_LIMIT:
-        return (f"<{expr.op.name if expr.op else 'node'} of shape {fmt_shape(expr.shape)}: "
-                f"{len(order)} nodes, too large to print inline; see sd.pretty>")
-    text: dict[int, tuple[str, int]] = {}
-    for node in order:
-        text[id(node)] = _node_infix(node, [text[id(i)] for i in node.inputs])
-    return text[id(expr)][0]
-
-
-def bounded_infix(order, width: int = 60) -> dict[int, str]:
-    """id(node) -> infix text cut to ``width`` characters, for every node of ``order`` in one
-    linear pass (inputs' texts are cut before they are combined)."""
-    text: dict[int, tuple[str, int]] = {}
-    for node in order:
-        s, p = _node_infix(node, [text[id(i)] for i in node.inputs])
-        text[id(node)] = (s if len(s) <= width else s[:width - 3] + "...", p)
-    return {k: s for k, (s, _) in text.items()}
-
-
-def infix_short(expr: Expr, width: int = 80) -> str:
-    """Infix text of ``expr`` cut to ``width`` characters."""
-    return bounded_infix(toposort([expr]), width)[id(expr)]
-
-
-def short_repr(expr: Expr) -> str:
-    """``repr``: the kind of node, shape and dtype, and short infix text."""
-    head = "var" if expr.is_var else "const" if expr.is_const else expr.op.name
-    return f"<Expr {head} {fmt_shape(expr.shape)} {expr.dtype}: {infix_short(expr, 60)}>"
+SYMPY_TREE_LIMIT = 3000     # SymPy tree size beyond which to_latex does not ask SymPy
+LATEX_TEXT_LIMIT = 200_000  # characters of LaTeX beyond which to_latex summarizes
 
 
 # ---------------------------------------------------------------------------------------------
@@ -281,10 +197,6 @@ def to_dot(*exprs: Expr) -> str:
 # ---------------------------------------------------------------------------------------------
 # LaTeX
 # ---------------------------------------------------------------------------------------------
-_LATEX_FUNCS = {"exp": r"\exp", "log": r"\log", "sin": r"\sin", "cos": r"\cos", "tan": r"\tan",
-                "tanh": r"\tanh", "sigmoid": r"\sigma", "max": r"\max", "min": r"\min"}
-
-
 def _latex_name(name: str) -> str:
     match = re.fullmatch(r"([A-Za-z]+)_?(\d+)", name)
     base, sub = (match.group(1), match.group(2)) if match else (name.replace("_", r"\_"), "")
@@ -295,62 +207,65 @@ def _latex_name(name: str) -> str:
 
 def _tensor_latex(expr: Expr) -> str:
     """Matrix-calculus style LaTeX: ``W x`` for matmul, ``^\\top``, ``\\odot`` for elementwise
-    products of tensors, ``\\sum`` for sums."""
+    products of tensors, ``\\sum`` for sums. Each op gives its own form (``latex_form``, or its
+    function name ``latex``); any other op is ``\\operatorname{name}`` of its inputs and
+    params. One pass over the topological order, no recursion."""
     order = toposort([expr])
-    if _tree_sizes(order)[id(expr)] > INFIX_TREE_LIMIT:
-        return r"\text{(graph too large)}"
     text: dict[int, tuple[str, int]] = {}
     for node in order:
         parts = [text[id(i)] for i in node.inputs]
-        wrap = [f"\\left({s}\\right)" if p < PREC_ATOM else s for s, p in parts]
         if node.is_var:
             text[id(node)] = (_latex_name(node.name), PREC_ATOM)
         elif node.is_const:
             s = const_text(node) if node.shape == () else r"\mathbf{c}"
             text[id(node)] = (s, PREC_ATOM)
         else:
-            name = node.op.name
-            if name in ("add", "subtract"):
-                rs = wrap[1] if name == "subtract" and parts[1][1] <= 30 else parts[1][0]
-                text[id(node)] = (f"{parts[0][0]} {'+' if name == 'add' else '-'} {rs}", 30)
-            elif name == "multiply":
-                sep = r" \odot " if node.inputs[0].ndim and node.inputs[1].ndim else " "
-                ms = [s if p >= PREC_MUL else f"\\left({s}\\right)" for s, p in parts]
-                text[id(node)] = (sep.join(ms), PREC_MUL)
-            elif name in ("matmul", "dot"):
-                ms = [s if p >= PREC_MUL else f"\\left({s}\\right)" for s, p in parts]
-                if node.inputs[0].ndim == 1:  # a vector on the left is a row: u^T h
-                    ms[0] = f"{wrap[0]}^\\top"
-                text[id(node)] = (" ".join(ms), PREC_MUL)
-            elif name == "divide":
-                text[id(node)] = (f"\\frac{{{parts[0][0]}}}{{{parts[1][0]}}}", PREC_ATOM)
-            elif name == "negative":
-                text[id(node)] = (f"-{wrap[0]}", PREC_UNARY)
-            elif name in ("reshape", "broadcast_to", "stop_gradient"):
-                text[id(node)] = parts[0]
-            elif name == "outer":
-                text[id(node)] = (f"{wrap[0]} {wrap[1]}^\\top", PREC_MUL)
-            elif name == "transpose":
-                text[id(node)] = (f"{wrap[0]}^\\top", PREC_ATOM)
-            elif name in ("square", "power"):
-                exponent = "2" if name == "square" else parts[1][0]
-                text[id(node)] = (f"{wrap[0]}^{{{exponent}}}", PREC_POW)
-            elif name == "sum":
-                text[id(node)] = (f"\\sum {wrap[0]}", PREC_MUL)
-            elif name == "sqrt":
-                text[id(node)] = (f"\\sqrt{{{parts[0][0]}}}", PREC_ATOM)
-            else:
-                func = _LATEX_FUNCS.get(name, f"\\operatorname{{{name}}}")
-                args = ", ".join(s for s, _ in parts)
-                text[id(node)] = (f"{func}\\left({args}\\right)", PREC_ATOM)
+            text[id(node)] = node.op.latex_form(node.inputs, parts) or _latex_call(node, parts)
+        if len(text[id(node)][0]) > LATEX_TEXT_LIMIT:  # stop before shared nodes blow it up
+            return r"\text{(graph too large)}"
     return text[id(expr)][0]
 
 
+def _latex_call(node: Expr, parts: list[tuple[str, int]]) -> tuple[str, int]:
+    """``f\\left(x, y, \\text{params}\\right)``: the op's LaTeX function name, else
+    ``\\operatorname`` of its escaped name (``log\\_softmax``)."""
+    op = node.op
+    func = op.latex or f"\\operatorname{{{latex_escape(op.name)}}}"
+    args = [s for s, _ in parts]
+    extra = op.params_text()
+    if extra:
+        args.append(f"\\text{{{latex_escape(extra)}}}")
+    return f"{func}\\left({', '.join(args)}\\right)", PREC_ATOM
+
+
+_SYMPY_DEPTH_LIMIT = 400  # SymPy levels; its latex printer recurses a few frames per level
+
+
+def _fits_sympy(order) -> bool:
+    """True when the SymPy tree of the graph (each op adds its ``sympy_levels`` and copies its
+    inputs ``sympy_copies`` times) is shallow and small enough for SymPy's recursive printer,
+    which walks it as a tree: leaky_relu's three copies of x make a chain of 10 a 2 MB text."""
+    depth: dict[int, int] = {}
+    size: dict[int, int] = {}
+    for node in order:
+        if node.op is None:
+            depth[id(node)], size[id(node)] = 1, 1
+            continue
+        depth[id(node)] = node.op.sympy_levels + max(depth[id(i)] for i in node.inputs)
+        size[id(node)] = min(SYMPY_TREE_LIMIT + 1, node.op.sympy_levels + node.op.sympy_copies
+                             * sum(size[id(i)] for i in node.inputs))
+        if depth[id(node)] > _SYMPY_DEPTH_LIMIT or size[id(node)] > SYMPY_TREE_LIMIT:
+            return False
+    return True
+
+
 def to_latex(expr: Expr) -> str:
-    """LaTeX of ``expr``: through SymPy for scalar graphs, else matrix-calculus notation
-    (``W x + b``, ``\\delta x^\\top``, ``\\odot`` for elementwise products)."""
+    """LaTeX of ``expr``: through SymPy for scalar graphs, else (and for graphs too deep or, as
+    a tree, too large for SymPy's recursive printer) matrix-calculus notation (``W x + b``,
+    ``\\delta x^\\top``, ``\\odot`` for elementwise products)."""
     expect_expr(expr, "expr", "to_latex")
-    if all(n.shape == () for n in toposort([expr])):
+    order = toposort([expr])
+    if all(n.shape == () for n in order) and _fits_sympy(order):
         import sympy
         from ..interop.sympy_io import to_sympy
         return sympy.latex(to_sympy(expr))
@@ -363,3 +278,11 @@ def repr_latex(expr: Expr):
         return "$" + to_latex(expr) + "$"
     except Exception:  # display only: Jupyter falls back to the plain repr
         return None
+
+
+def _repr_svg(expr: Expr):
+    from .render import dot_to_svg_or_none
+    return dot_to_svg_or_none(to_dot(expr))
+
+
+graph.PRINTERS.update(latex=repr_latex, svg=_repr_svg)
