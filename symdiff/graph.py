@@ -47,7 +47,8 @@ _intern_table: "weakref.WeakValueDictionary[tuple, Expr]" = weakref.WeakValueDic
 _creation_counter = itertools.count()
 
 # Printers registered by the layers above (graph.py imports none of them): "str" and "repr"
-# by symdiff.printing, "latex" and "svg" (Jupyter's rich display) by symdiff.tools.inspect.
+# by symdiff.printing, "latex" and "svg" (Jupyter's rich display) by symdiff.tools.inspect and
+# symdiff.tools.render.
 # ``import symdiff`` imports both; before that, a node prints as a plain object.
 PRINTERS: dict[str, Callable] = {}
 

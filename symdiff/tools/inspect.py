@@ -11,8 +11,8 @@ draws those beside the forward graph in another colour, as in Goodfellow's Fig. 
 ``to_latex`` asks each op for its LaTeX (``Op.latex_form`` or its function name ``Op.latex``;
 else ``\\operatorname`` of the escaped name with its params).
 
-This module registers ``to_latex`` and ``to_dot`` (as SVG) for Jupyter's rich display in
-``graph.PRINTERS``, so graph.py imports nothing from here.
+This module registers ``to_latex`` for Jupyter's rich display in ``graph.PRINTERS`` (render.py
+registers the SVG drawing), so graph.py imports nothing from here.
 """
 from __future__ import annotations
 
@@ -280,9 +280,4 @@ def repr_latex(expr: Expr):
         return None
 
 
-def _repr_svg(expr: Expr):
-    from .render import dot_to_svg_or_none
-    return dot_to_svg_or_none(to_dot(expr))
-
-
-graph.PRINTERS.update(latex=repr_latex, svg=_repr_svg)
+graph.PRINTERS["latex"] = repr_latex  # Jupyter's rich display; the SVG one is render.py's

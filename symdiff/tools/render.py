@@ -10,8 +10,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from .. import graph
 from ..errors import SymdiffError, argument_error, expect_path
-from ..graph import expect_exprs
+from ..graph import Expr, expect_exprs
+from .inspect import to_dot
 
 FORMATS = ("svg", "png", "pdf")
 
@@ -52,7 +54,6 @@ def render(exprs, path, format: str | None = None) -> Path:  # noqa: A002
     """Draw ``exprs`` (one Expr, a list of them, or anything with ``to_dot()`` such as an
     ``explain`` result) to ``path`` as SVG, PNG or PDF (``format`` defaults to the suffix).
     Returns the path written."""
-    from .inspect import to_dot
     path = Path(expect_path(path, "path", "render"))
     if format is not None and not isinstance(format, str):
         raise argument_error("render", "format", "'svg', 'png', 'pdf' or None", format)
@@ -63,3 +64,11 @@ def render(exprs, path, format: str | None = None) -> Path:  # noqa: A002
         source = to_dot(*expect_exprs(exprs, "exprs", "render")[0])
     path.write_bytes(dot_to(source, format))
     return path
+
+
+def _repr_svg(expr: Expr):
+    """The graph as SVG for Jupyter, or None when Graphviz is missing."""
+    return dot_to_svg_or_none(to_dot(expr))
+
+
+graph.PRINTERS["svg"] = _repr_svg  # Expr._repr_svg_ (graph.py imports no printer)
