@@ -44,8 +44,18 @@ def check_input(v: Expr, value):
         if not np.can_cast(arr.dtype, v.dtype, "same_kind"):
             raise InputError(f"input {v.name!r}: expected {v.dtype}, got {arr.dtype} "
                              f"(not castable without loss of kind)")
+        if v.dtype.kind in "iu" and not np.can_cast(arr.dtype, v.dtype, "safe"):
+            _check_integer_range(v, arr)  # same_kind lets uint64 2**64 - 1 wrap to -1
         arr = arr.astype(v.dtype)
     return arr
+
+
+def _check_integer_range(v: Expr, arr: np.ndarray) -> None:
+    """InputError unless every entry of the integer array ``arr`` fits ``v``'s integer dtype."""
+    info = np.iinfo(v.dtype)
+    if arr.size and (int(arr.min()) < info.min or int(arr.max()) > info.max):
+        raise InputError(f"input {v.name!r}: values of {arr.dtype} from {int(arr.min())} to "
+                         f"{int(arr.max())} do not fit {v.dtype}")
 
 
 def check_foreign_input(v: Expr, value):
