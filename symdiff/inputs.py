@@ -4,11 +4,12 @@ value is accepted or refused (with the same :class:`~symdiff.InputError`) everyw
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Sequence
 
 import numpy as np
 
-from .errors import InputError, fmt_shape
+from .errors import InputError, SymdiffError, fmt_shape
 from .graph import Expr
 
 MISSING = object()  # an input not given
@@ -98,3 +99,28 @@ def bind(inputs: Sequence[Expr], index: dict, args, kwargs, check=check_input) -
             raise InputError(f"input {key!r} given twice")
         values[k] = value
     return [check(v, values[k]) for k, v in enumerate(inputs)]
+
+
+def check_roles(function: str, graph_vars, roles: dict) -> None:
+    """The variables a loss depends on (``graph_vars``, names) split into named roles
+    (``{"params": {...}, "data": {...}}``, each a mapping keyed by variable name): every role a
+    mapping, no unknown name, no name in two roles, no variable left out. InputError naming
+    the names and roles at fault (SymdiffError for a role that is not a mapping)."""
+    for role, mapping in roles.items():
+        if not isinstance(mapping, Mapping):
+            raise SymdiffError(f"{function}: {role} must be a dict name -> array, got "
+                               f"{type(mapping).__name__}")
+        unknown = [k for k in mapping if k not in graph_vars]
+        if unknown:
+            raise InputError(f"{function}: {role} names {unknown}, which are not variables of "
+                             f"the loss (its variables: {sorted(graph_vars)})")
+    names = list(roles)
+    for i, first in enumerate(names):
+        for second in names[i + 1:]:
+            both = [k for k in roles[first] if k in roles[second]]
+            if both:
+                raise InputError(f"{function}: {both} given in both {first} and {second}")
+    missing = [k for k in graph_vars if not any(k in mapping for mapping in roles.values())]
+    if missing:
+        raise InputError(f"{function}: the loss depends on {missing}, which are in neither "
+                         f"{', '.join(names[:-1])} nor {names[-1]}")

@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 from ..errors import expect_bool
-from ..graph import Expr, apply, expect_exprs, toposort
+from ..graph import Expr, expect_exprs, rebuild, toposort
 from .fold import fold_constants
 from .rules import dispatch_table
 from .simplify import SIMPLIFY_RULES
@@ -32,28 +32,17 @@ MAX_REWRITES_PER_NODE = 16
 
 
 def apply_rules(outputs: Sequence[Expr], rules: Sequence[Rule]) -> list[Expr]:
-    """Rebuild ``outputs`` bottom-up, applying ``rules`` to every node until none fires.
-    Labels (``dJ/dW``) move to the replacement so printing still names gradients."""
+    """Rebuild ``outputs`` bottom-up (graph.rebuild), applying to every node the first of
+    ``rules`` for its op class that fires, until none fires."""
     table = dispatch_table(rules)
-    new: dict[int, Expr] = {}
-    for node in toposort(outputs):
-        if node.op is None:
-            new[id(node)] = node
-            continue
-        args = tuple(new[id(i)] for i in node.inputs)
-        current = node if all(a is b for a, b in zip(args, node.inputs)) else apply(node.op, args)
-        for _ in range(MAX_REWRITES_PER_NODE):
-            if current.op is None:
-                break
-            for rule in table.get(type(current.op), ()):
-                replacement = rule(current)
-                if replacement is not None and replacement is not current:
-                    current = replacement
-                    break
-            else:
-                break
-        new[id(node)] = current
-    return [new[id(o)] for o in outputs]
+
+    def first_rule(node: Expr):
+        for rule in table.get(type(node.op), ()):
+            replacement = rule(node)
+            if replacement is not None and replacement is not node:
+                return replacement
+        return None
+    return rebuild(outputs, first_rule, MAX_REWRITES_PER_NODE)
 
 
 def optimize(outputs, fold: bool = True):

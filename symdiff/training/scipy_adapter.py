@@ -34,7 +34,7 @@ from ..errors import InputError, ShapeError, SymdiffError, expect_bool, fmt_shap
 from ..graph import Expr, _make_var, free_vars, lookup_variables
 from ..grad import grad
 from ..compiler import CompiledFunction, compile_grad
-from ..inputs import check_input
+from ..inputs import check_input, check_roles
 
 __all__ = ["scipy_objective", "ScipyObjective"]
 
@@ -73,21 +73,8 @@ class ScipyObjective:
             raise SymdiffError(f"scipy_objective: a variable is listed twice in {self.names}")
 
         data = {} if data is None else data
-        if not isinstance(data, Mapping):
-            raise SymdiffError(f"scipy_objective: data must be a dict name -> array, got "
-                               f"{type(data).__name__}")
-        unknown = [k for k in data if k not in graph_vars]
-        if unknown:
-            raise InputError(f"scipy_objective: data names {unknown}, which are not variables "
-                             f"of the loss (its variables: {sorted(graph_vars)})")
-        clash = [k for k in data if k in self.names]
-        if clash:
-            raise InputError(f"scipy_objective: {clash} are both optimized (wrt) and given as "
-                             f"data")
-        missing = [k for k in graph_vars if k not in data and k not in self.names]
-        if missing:
-            raise InputError(f"scipy_objective: the loss depends on {missing}, which are "
-                             f"neither in wrt nor in data")
+        check_roles("scipy_objective", graph_vars, {"wrt": dict.fromkeys(self.names),
+                                                    "data": data})
         self.data = {k: check_input(graph_vars[k], v) for k, v in data.items()}
 
         self.shapes = [v.shape for v in self.wrt]

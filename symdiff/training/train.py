@@ -45,7 +45,7 @@ import numpy as np
 from ..errors import InputError, ShapeError, SymdiffError, expect_bool, fmt_shape
 from ..graph import Expr, free_vars, substitute, var
 from ..compiler import compile_grad
-from ..inputs import numeric_array
+from ..inputs import check_roles, numeric_array
 
 __all__ = ["fit", "History", "TrainingError"]
 
@@ -156,25 +156,9 @@ def _as_input(v: Expr, value, what: str, batched: bool) -> np.ndarray:
 
 def _split_inputs(loss: Expr, params: Mapping, data: Mapping, fixed: Mapping):
     graph_vars = {v.name: v for v in free_vars(loss)}
-    for what, mapping in (("params", params), ("data", data), ("fixed", fixed)):
-        if not isinstance(mapping, Mapping):
-            raise SymdiffError(f"fit: {what} must be a dict name -> array, got "
-                               f"{type(mapping).__name__}")
-        unknown = [k for k in mapping if k not in graph_vars]
-        if unknown:
-            raise InputError(f"fit: {what} names {unknown}, which are not variables of the loss "
-                             f"(its variables: {sorted(graph_vars)})")
-    for a, b, ma, mb in (("params", "data", params, data), ("params", "fixed", params, fixed),
-                         ("data", "fixed", data, fixed)):
-        both = [k for k in ma if k in mb]
-        if both:
-            raise InputError(f"fit: {both} given in both {a} and {b}")
+    check_roles("fit", graph_vars, {"params": params, "data": data, "fixed": fixed})
     if not params:
         raise InputError("fit: no parameters to train (params is empty)")
-    missing = [k for k in graph_vars if k not in params and k not in data and k not in fixed]
-    if missing:
-        raise InputError(f"fit: the loss depends on {missing}, which are in neither params, "
-                         f"data nor fixed")
     return graph_vars
 
 
