@@ -8,7 +8,6 @@ by building a namespace with the same names, without touching the ops.
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 
