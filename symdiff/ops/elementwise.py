@@ -123,15 +123,14 @@ Cos = unary("cos", math.cos, lambda x, out, g: -(g * sin(x)), "cosine; derivativ
             sympy="cos", latex=r"\cos")
 Tan = unary("tan", math.tan, lambda x, out, g: g * (1 + square(out)),
             "tangent; derivative 1 + tan^2 x (reuses out)", sympy="tan", latex=r"\tan")
-# 1 - tanh^2 x = 1/cosh^2 x = 4 s(2x) s(-2x), s = sigmoid: no cancellation where tanh x
-# rounds to +-1 (tanh'(19.5) = 1.1e-16, not 0), and built from symdiff ops, so it differentiates
-Tanh = unary("tanh", math.tanh, lambda x, out, g: g * (4 * (sigmoid(2 * x) * sigmoid(-2 * x))),
-             "hyperbolic tangent; derivative 1 - tanh^2 x = 4 sigmoid(2x) sigmoid(-2x)",
+# dtanh: 1 - out^2 (out reused), sech^2 x where that cancels (tanh'(19.5) = 4.6e-17, not 0)
+Tanh = unary("tanh", math.tanh, lambda x, out, g: g * dtanh(x, out),
+             "hyperbolic tangent; derivative 1 - tanh^2 x = sech^2 x (see Dtanh)",
              sympy="tanh", latex=r"\tanh")
-# s(x)(1 - s(x)) = s(x) s(-x): 1 - s cancels for large x, s(-x) keeps relative precision
-Sigmoid = unary("sigmoid", kernels.scalar_sigmoid, lambda x, out, g: g * (out * sigmoid(-x)),
+# dsigmoid: out (1 - out) (out reused), e^-x / (1 + e^-x)^2 where 1 - out cancels
+Sigmoid = unary("sigmoid", kernels.scalar_sigmoid, lambda x, out, g: g * dsigmoid(x, out),
                 "logistic 1/(1 + e^-x), computed without overflow; derivative "
-                "s(x)(1 - s(x)) = s(x) s(-x) (reuses out)",
+                "s(x)(1 - s(x)) (see Dsigmoid)",
                 sympy=lambda s, x: 1 / (1 + s.sp.exp(-x)), sympy_levels=4, latex=r"\sigma",
                 stable_log=lambda node: -softplus(-node.inputs[0]))  # log s(x) = -softplus(-x)
 Softplus = unary("softplus", kernels.scalar_softplus, lambda x, out, g: g * sigmoid(x),
@@ -381,6 +380,60 @@ class Minimum(Binary):
         a, b = inputs
         # share of a: 1 if a < b, 0 if a > b, 1/2 on a tie; b gets the rest
         return _route(g, stop_gradient(0.5 + 0.5 * Sign()(b - a)))
+
+
+class Dtanh(Binary):
+    """tanh'(x) from x and t = tanh(x), the forward value it reuses (tanh's bprop builds it):
+    ``1 - t^2`` for |x| <= 3, and ``sech^2 x = 4 e / (1 + e)^2``, e = e^(-2|x|), beyond, where
+    1 - t^2 cancels (tanh'(19.5) = 4.6e-17, not 0). One pass over memory, like 1 - t^2.
+
+    As a function of two inputs: d/dt = -2t where |x| <= 3 (d/dx = 0), and
+    d/dx = -2 sech^2(x) tanh(x) beyond (d/dt = 0); with t = tanh(x) the chain rule gives the
+    second derivative of tanh everywhere."""
+
+    name, lowering = "dtanh", "dtanh"
+    scalar = staticmethod(kernels.scalar_dtanh)
+    sympy = staticmethod(lambda s, x, t: 1 - t ** 2)
+
+    def latex_form(self, inputs, parts):
+        return f"1 - {latex_group(parts[1], PREC_POW)}^{{2}}", PREC_ADD
+
+    def result_dtype(self, a, b):
+        return float_dtype(np.result_type(a.dtype, b.dtype))
+
+    def bprop(self, inputs, out, g):
+        x, t = inputs
+        tail = stop_gradient(abs(x) > kernels.DERIVATIVE_TAIL)
+        return [where(tail, g * (-2.0 * (out * tanh(x))), 0.0),
+                where(tail, 0.0, g * (-2.0 * t))]
+
+
+class Dsigmoid(Binary):
+    """sigmoid'(x) from x and s = sigmoid(x), the forward value it reuses (sigmoid's bprop
+    builds it): ``s (1 - s)`` for x <= 3, and ``e / (1 + e)^2``, e = e^(-x), beyond, where
+    1 - s cancels. d/ds = 1 - 2s where x <= 3; d/dx = sigmoid'(x) (1 - 2 sigmoid(x)) beyond."""
+
+    name, lowering = "dsigmoid", "dsigmoid"
+    scalar = staticmethod(kernels.scalar_dsigmoid)
+    sympy = staticmethod(lambda s, x, sig: sig * (1 - sig))
+
+    def latex_form(self, inputs, parts):
+        # s (1 - s), the lecture's form (a Hadamard product for tensors)
+        sep = r" \odot " if inputs[1].ndim else " "
+        one_minus = f"\\left(1 - {latex_group(parts[1], PREC_ADD + 1)}\\right)"
+        return f"{latex_group(parts[1], PREC_MUL)}{sep}{one_minus}", PREC_MUL
+
+    def result_dtype(self, a, b):
+        return float_dtype(np.result_type(a.dtype, b.dtype))
+
+    def bprop(self, inputs, out, g):
+        x, s = inputs
+        tail = stop_gradient(x > kernels.DERIVATIVE_TAIL)
+        return [where(tail, g * (out * (1.0 - 2.0 * sigmoid(x))), 0.0),
+                where(tail, 0.0, g * (1.0 - 2.0 * s))]
+
+
+dtanh, dsigmoid = Dtanh(), Dsigmoid()
 
 
 def _route(g: Expr, share: Expr) -> list[Expr]:
