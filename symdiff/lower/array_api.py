@@ -40,6 +40,8 @@ import threading
 
 import numpy as np
 
+from ..ops.kernels import SIGMOID_TAIL, TANH_TAIL
+
 from ..errors import InputError, SymdiffError
 
 __all__ = ["namespace_for", "ArrayAPINamespace", "NAMES", "BLOCK"]
@@ -310,20 +312,21 @@ class ArrayAPINamespace:
 
     def dtanh(self, x, t, out=None):
         """tanh'(x) from t = tanh(x): 1 - t^2, and 4 e / (1 + e)^2, e = e^-2|x|, where
-        |x| > 3 (as kernels.dtanh)."""
+        |t| > tanh 3 (as kernels.dtanh)."""
         xp = self.xp
         x, t = self._common(self._float(x), self._float(t))
         e = xp.exp(-2.0 * xp.abs(x))
-        return self._store(out, xp.where(xp.abs(x) > 3.0, 4.0 * e / ((1.0 + e) * (1.0 + e)),
-                                         1.0 - t * t))
+        return self._store(out, xp.where(xp.abs(t) > TANH_TAIL,
+                                         4.0 * e / ((1.0 + e) * (1.0 + e)), 1.0 - t * t))
 
     def dsigmoid(self, x, s, out=None):
         """sigmoid'(x) from s = sigmoid(x): s (1 - s), and e / (1 + e)^2, e = e^-x, where
-        x > 3 (as kernels.dsigmoid)."""
+        s > sigmoid 3 (as kernels.dsigmoid)."""
         xp = self.xp
         x, s = self._common(self._float(x), self._float(s))
         e = xp.exp(-xp.abs(x))
-        return self._store(out, xp.where(x > 3.0, e / ((1.0 + e) * (1.0 + e)), s * (1.0 - s)))
+        return self._store(out, xp.where(s > SIGMOID_TAIL, e / ((1.0 + e) * (1.0 + e)),
+                                         s * (1.0 - s)))
 
     def maximum(self, a, b, out=None):
         return self._store(out, self.xp.maximum(*self._common(a, b)))

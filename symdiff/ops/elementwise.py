@@ -384,10 +384,10 @@ class Minimum(Binary):
 
 class Dtanh(Binary):
     """tanh'(x) from x and t = tanh(x), the forward value it reuses (tanh's bprop builds it):
-    ``1 - t^2`` for |x| <= 3, and ``sech^2 x = 4 e / (1 + e)^2``, e = e^(-2|x|), beyond, where
-    1 - t^2 cancels (tanh'(19.5) = 4.6e-17, not 0). One pass over memory, like 1 - t^2.
+    ``1 - t^2`` where |t| <= tanh 3, and ``sech^2 x = 4 e / (1 + e)^2``, e = e^(-2|x|), beyond,
+    where 1 - t^2 cancels (tanh'(19.5) = 4.6e-17, not 0).
 
-    As a function of two inputs: d/dt = -2t where |x| <= 3 (d/dx = 0), and
+    As a function of two inputs: d/dt = -2t where |t| <= tanh 3 (d/dx = 0), and
     d/dx = -2 sech^2(x) tanh(x) beyond (d/dt = 0); with t = tanh(x) the chain rule gives the
     second derivative of tanh everywhere."""
 
@@ -403,15 +403,16 @@ class Dtanh(Binary):
 
     def bprop(self, inputs, out, g):
         x, t = inputs
-        tail = stop_gradient(abs(x) > kernels.DERIVATIVE_TAIL)
+        tail = stop_gradient(abs(t) > kernels.TANH_TAIL)
         return [where(tail, g * (-2.0 * (out * tanh(x))), 0.0),
                 where(tail, 0.0, g * (-2.0 * t))]
 
 
 class Dsigmoid(Binary):
     """sigmoid'(x) from x and s = sigmoid(x), the forward value it reuses (sigmoid's bprop
-    builds it): ``s (1 - s)`` for x <= 3, and ``e / (1 + e)^2``, e = e^(-x), beyond, where
-    1 - s cancels. d/ds = 1 - 2s where x <= 3; d/dx = sigmoid'(x) (1 - 2 sigmoid(x)) beyond."""
+    builds it): ``s (1 - s)`` where s <= sigmoid 3, and ``e / (1 + e)^2``, e = e^(-x), beyond,
+    where 1 - s cancels. d/ds = 1 - 2s where s <= sigmoid 3; d/dx = sigmoid'(x) (1 - 2 sigmoid(x))
+    beyond."""
 
     name, lowering = "dsigmoid", "dsigmoid"
     scalar = staticmethod(kernels.scalar_dsigmoid)
@@ -428,7 +429,7 @@ class Dsigmoid(Binary):
 
     def bprop(self, inputs, out, g):
         x, s = inputs
-        tail = stop_gradient(x > kernels.DERIVATIVE_TAIL)
+        tail = stop_gradient(s > kernels.SIGMOID_TAIL)
         return [where(tail, g * (out * (1.0 - 2.0 * sigmoid(x))), 0.0),
                 where(tail, 0.0, g * (1.0 - 2.0 * s))]
 

@@ -98,9 +98,13 @@ def index_add(values, index, shape):
     return out
 
 
-#: |x| beyond which 1 - tanh(x)^2 and sigmoid(x) (1 - sigmoid(x)) lose relative precision
-#: (at 3 they are ~1e-2 and ~5e-2 and keep all but a few bits; beyond, 1 - t cancels)
-DERIVATIVE_TAIL = 3.0
+#: where tanh' = 1 - t^2 and sigmoid' = s (1 - s) start to lose relative precision: |x| = 3,
+#: i.e. |t| = tanh 3 and s = sigmoid 3 (there they are ~1e-2 and ~5e-2 and keep all but a few
+#: bits; beyond, 1 - t and 1 - s cancel). The tails are told by the forward value, which the
+#: derivative already reads, so no extra pass over x is needed to find them.
+TANH_TAIL = math.tanh(3.0)
+SECH2_TAIL = 1.0 - TANH_TAIL * TANH_TAIL
+SIGMOID_TAIL = 1.0 / (1.0 + math.exp(-3.0))
 
 
 def _sech2(x):
@@ -123,28 +127,28 @@ def _broadcast_like(value, x):
 
 def _with_tail(r, x, tail, exact):
     """``r`` with the entries where ``tail`` holds replaced by ``exact(x)`` there, computed
-    only on those entries (the tail is rare in practice)."""
+    only on those entries."""
     if np.ndim(tail) == 0:
         return exact(x) if tail else r
     if tail.any():
-        r = np.array(r, copy=True) if not isinstance(r, np.ndarray) else r
         r[tail] = exact(np.broadcast_to(x, r.shape)[tail])
     return r
 
 
 def dtanh(x, t):
-    """tanh'(x) = 1 - t^2 given t = tanh(x) (the forward value, reused), and 4 e / (1 + e)^2,
-    e = e^(-2|x|), where |x| > DERIVATIVE_TAIL and 1 - t^2 would cancel."""
-    r = np.subtract(1.0, np.square(_broadcast_like(t, x)))
-    return _with_tail(r, x, np.abs(x) > DERIVATIVE_TAIL, _sech2)
+    """tanh'(x) = 1 - t^2 given t = tanh(x) (the forward value, reused), and sech^2 x =
+    4 e / (1 + e)^2, e = e^(-2|x|), where |t| > tanh 3 and 1 - t^2 would cancel."""
+    r = np.square(_broadcast_like(t, x), dtype=np.result_type(t, x, 1.0))
+    r = np.subtract(1.0, r, out=r) if isinstance(r, np.ndarray) else 1.0 - r
+    return _with_tail(r, x, r < SECH2_TAIL, _sech2)
 
 
 def dsigmoid(x, s):
     """sigmoid'(x) = s (1 - s) given s = sigmoid(x), and e / (1 + e)^2, e = e^(-x), where
-    x > DERIVATIVE_TAIL and 1 - s would cancel."""
+    s > sigmoid 3 and 1 - s would cancel."""
     s = _broadcast_like(s, x)
     r = np.multiply(s, np.subtract(1.0, s))
-    return _with_tail(r, x, np.greater(x, DERIVATIVE_TAIL), _sigmoid_slope)
+    return _with_tail(r, x, s > SIGMOID_TAIL, _sigmoid_slope)
 
 
 class _NumpyNamespace:
@@ -188,7 +192,7 @@ def scalar_sigmoid(x):
 
 def scalar_dtanh(x, t):
     """:func:`dtanh` on Python floats."""
-    if abs(x) > DERIVATIVE_TAIL:
+    if abs(t) > TANH_TAIL:
         e = math.exp(-2.0 * abs(x))
         return 4.0 * e / ((1.0 + e) * (1.0 + e))
     return 1.0 - t * t
@@ -196,7 +200,7 @@ def scalar_dtanh(x, t):
 
 def scalar_dsigmoid(x, s):
     """:func:`dsigmoid` on Python floats."""
-    if x > DERIVATIVE_TAIL:
+    if s > SIGMOID_TAIL:
         e = math.exp(-x)
         return e / ((1.0 + e) * (1.0 + e))
     return s * (1.0 - s)
