@@ -157,3 +157,62 @@ def test_why_log_of_a_negative_input():
     assert "t0 = log(s) is inf at 1 of 3 entries (first at index 1)" in why
     assert "there s = 0." in why
     assert "the gradient became non-finite on the edge t1 -> s" in why
+
+
+# ---------------------------------------------------------------------------------------------
+# check_grad(..., localize=True)
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture
+def wrong_sin():
+    """An op whose bprop is deliberately wrong: sin with the derivative sin x instead of cos x.
+    Defining it registers it; the fixture takes it out of the registry again."""
+    from symdiff.ops.base import REGISTRY, Op
+    from symdiff.ops.lowering import Call
+
+    class WrongSin(Op):
+        name = "wrong_sin_for_test"
+
+        def infer(self, x):
+            return x.shape, x.dtype
+
+        def lower(self, x):
+            return Call("sin", (x,))
+
+        def bprop(self, inputs, out, g):
+            return [g * sd.sin(inputs[0])]  # wrong on purpose: d sin x / dx = cos x
+
+    yield WrongSin()
+    REGISTRY.pop("wrong_sin_for_test", None)
+
+
+def test_localize_names_the_wrong_rule(wrong_sin):
+    W, x = sd.var("W", (3, 4)), sd.var("x", (4,))
+    rng = np.random.default_rng(5)
+    at = {"W": rng.normal(size=(3, 4)), "x": rng.normal(size=4)}
+    J = sd.sum(sd.relu(sd.tanh(wrong_sin(W @ x)) * 2.0 + 0.1))
+    plain = sd.check_grad(J, [W, x], at)
+    assert not plain.ok and plain.culprit is None and "localize" not in str(plain)
+    result = sd.check_grad(J, [W, x], at, localize=True)
+    assert not result.ok
+    culprit = result.culprit
+    assert (culprit.name, culprit.op, culprit.text) == ("t1", "wrong_sin_for_test",
+                                                        "wrong_sin_for_test(W @ x)")
+    assert culprit.detail.startswith("d/dt0 at index (1,): its bprop gives -0.175667, finite "
+                                     "differences of wrong_sin_for_test alone give -0.506046")
+    assert [c.ok for c in result.local] == [True, False, True, True, True, True, True]
+    assert ("localize: the rule of 'wrong_sin_for_test' is wrong at t1 = "
+            "wrong_sin_for_test(W @ x): d/dt0") in str(result)
+
+
+def test_localize_passes_relu_at_its_kink():
+    # relu(x) - 1 is exactly 0 at x = 1: the whole check's central difference straddles the
+    # kink, yet every rule is right, and each node checked alone says so
+    x = sd.var("x", (4,))
+    J = sd.sum(sd.relu(sd.relu(x) - 1.0) * 3.0 + sd.relu(x))
+    result = sd.check_grad(J, x, {"x": [1.0, -2.0, 0.5, 3.0]}, localize=True)
+    assert not result.ok and result.culprit is None
+    assert len(result.local) == 6 and all(c.ok for c in result.local)
+    assert "localize: each of the 6 op nodes agrees with finite differences alone" in str(result)
+    assert sd.check_grad(J, x, {"x": [1.5, -2.0, 0.5, 3.0]}, localize=True).local == []
+    with pytest.raises(sd.SymdiffError, match="localize must be True or False"):
+        sd.check_grad(J, x, {"x": [1.5, -2.0, 0.5, 3.0]}, localize="yes")
