@@ -216,3 +216,30 @@ def test_localize_passes_relu_at_its_kink():
     assert sd.check_grad(J, x, {"x": [1.5, -2.0, 0.5, 3.0]}, localize=True).local == []
     with pytest.raises(sd.SymdiffError, match="localize must be True or False"):
         sd.check_grad(J, x, {"x": [1.5, -2.0, 0.5, 3.0]}, localize="yes")
+
+
+# ---------------------------------------------------------------------------------------------
+# optimize(..., trace=True)
+# ---------------------------------------------------------------------------------------------
+def test_optimize_trace_names_each_rule_and_counts_nodes():
+    z = sd.var("z", (3,))
+    J = sd.sum(sd.log(sd.sigmoid(z)))
+    (loss, g), trace = sd.optimize([J, sd.grad(J, z)], trace=True)
+    assert str(loss) == "sum(-softplus(-z))"
+    steps = [(s.rule, s.before, s.after) for s in trace.steps]
+    assert ("log_of_sigmoid", "log(sigmoid(z))", "-softplus(-z)") in steps
+    assert ("broadcast_of_unit_const", "broadcast_to([1.0], shape=(3,))",
+            "broadcast_to(1.0, shape=(3,))") in steps
+    assert trace.counts == {"forward": 4, "gradient added": 7, "total": 11, "after fold": 11,
+                            "after rewrites": trace.counts["after rewrites"]}
+    assert str(trace).splitlines()[0] == ("nodes: forward 4, gradient added 7, total 11, "
+                                          "after fold 11, after rewrites "
+                                          f"{trace.counts['after rewrites']}")
+    assert "  log_of_sigmoid: log(sigmoid(z))  ->  -softplus(-z)" in str(trace)
+    assert sd.optimize(J) is loss  # without trace: the result alone, the same nodes
+    a = sd.var("a")
+    result, trace = sd.optimize(a * (sd.const(2.0) * 3.0), trace=True)
+    assert [(s.rule, s.before, s.after) for s in trace.steps] == [
+        ("fold_constants", "2.0 * 3.0", "6.0")]
+    with pytest.raises(sd.SymdiffError):
+        sd.optimize(a, trace="yes")
