@@ -33,7 +33,10 @@ h1 { font-size: 1.4em; } h2 { font-size: 1.15em; border-bottom: 1px solid #ddd; 
 pre { background: #f6f6f6; padding: 0.6em; overflow-x: auto; font-size: 0.85em; }
 .listing a { color: inherit; text-decoration: none; display: block; }
 .listing a:hover, .listing a:target { background: #fde2c8; }
-.graph { overflow-x: auto; border: 1px solid #ddd; padding: 0.5em; }
+.top { display: grid; grid-template-columns: minmax(0, 3fr) minmax(0, 2fr); gap: 1em; }
+.graph { overflow: auto; border: 1px solid #ddd; padding: 0.5em; max-height: 90vh; }
+.graph svg { max-width: 100%; height: auto; }
+.top .listing { max-height: 90vh; overflow: auto; margin: 0; }
 .graph g.node:target polygon, .graph g.node:target ellipse, .graph g.node:target path {
   stroke: #c62828; stroke-width: 3; }
 table.explain { border-collapse: collapse; font-size: 0.85em; }
@@ -148,9 +151,10 @@ def report(exprs, path, at: dict | None = None, wrt=None, title: str | None = No
     source = compile_fn(outputs, variables).source
     heading = title or f"J = {loss}"
     sections = [f"<h1>{html.escape(heading[:300])}</h1>",
-                "<h2>Graph</h2>", _graph_section(outputs),
-                "<h2>Listing</h2><p>Each line links to its node in the picture; each node to "
-                "its line.</p>", _listing_section(outputs),
+                "<h2>Graph and listing</h2><p>Forward nodes grey, the nodes build_grad added "
+                "orange. Each line of the listing links to its node in the picture; each node "
+                "to its line.</p>",
+                f'<div class="top">{_graph_section(outputs)}{_listing_section(outputs)}</div>',
                 "<h2>Generated code</h2>", f'<pre id="code"><code>{html.escape(source)}'
                                            f"</code></pre>",
                 "<h2>LaTeX</h2>", _latex_section(outputs, labels)]
