@@ -31,7 +31,7 @@ from ..ops.elementwise import StopGradient, Unary
 from .inspect import bounded_infix, dot_escape, dot_id, node_names
 from ..compiler import CompiledFunction
 
-FULL_ENTRIES = 16       # arrays of at most this many entries (and at most 2-D) shown in full
+FULL_ENTRIES = 24       # arrays of at most this many entries (and at most 2-D) shown in full
 SATURATED = 1e-8        # |local derivative| below this counts as saturated
 
 
@@ -162,8 +162,15 @@ class Explanation:
                 if e.consumer != n.name:
                     continue
                 head = f"      -> {e.input:<4}"
+                scalar = all(np.ndim(v) == 0 for v in (e.upstream, e.local, e.downstream)
+                             if v is not None)
                 if e.form is not None:
                     head += f" {e.form} (delta = dJ/d{e.consumer})"
+                elif scalar:
+                    local = f" x local {fmt(e.local)}" if e.local is not None else ""
+                    lines.append(f"{head} upstream {fmt(e.upstream)}{local} = "
+                                 f"{fmt(e.downstream)}")
+                    continue
                 elif e.local is not None:
                     head += " upstream x local"
                     if np.size(e.upstream) <= FULL_ENTRIES or np.size(e.local) <= FULL_ENTRIES:
