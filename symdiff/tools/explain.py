@@ -7,7 +7,10 @@ elementwise unary ops, whose Jacobian is diagonal) and the downstream product; f
 several consumers, the sum of their contributions. Matrix-valued edges carry the
 matrix-calculus form the lecture writes (``delta x^T`` for the weight gradient of ``W @ x``).
 The numbers come from the real gradient graph (the ``on_edge`` hook of ``grad.backprop``),
-compiled once and evaluated at ``at``. Nodes outside G' are kept and marked as pruned.
+compiled once (without rewrites: the graph as written) and evaluated at ``at``. Nodes outside
+G' are kept and marked as pruned. ``grad`` and ``compile`` apply the stable forms
+(``log(sigmoid(x)) -> -softplus(-x)``) before they differentiate and lower; ``explain`` shows
+the graph as the user wrote it, so it shows what those forms fix.
 
 Small arrays are shown in full (a 3x4 matrix as a matrix); large ones by a summary (shape,
 min/mean/max, fraction of zeros, count of non-finite entries), so the table and the picture
@@ -27,7 +30,7 @@ import numpy as np
 from ..errors import InputError, SymdiffError, expect_mapping
 from ..graph import Expr, as_expr, const, expect_exprs, toposort
 from ..grad import _depends_on, backprop
-from ..ops.elementwise import StopGradient, Unary
+from ..ops.elementwise import Relu, StopGradient, Unary
 from .inspect import bounded_infix, dot_escape, dot_id, node_names
 from ..compiler import CompiledFunction
 
@@ -347,19 +350,21 @@ def _local_findings(e: Explanation, reaches) -> list[str]:
         tiny = int(np.count_nonzero((local > 0) & (local < SATURATED)))
         op = consumer.expr.op.name
         head = f"  {consumer.name} = {consumer.text}: "
-        if dead:
-            what = f"{_entries(dead, local.size)} have zero local derivative"
-            if op == "relu":
-                what += " (dead relu units: the input is <= 0 there)"
-                value = np.asarray(consumer.value)
-                if value.ndim == 2 and value.shape[0] > 1:
-                    columns = int(np.count_nonzero((value == 0).all(axis=0)))
-                    what += (f"; {columns} of {value.shape[1]} units are dead for every one of "
-                             f"the {value.shape[0]} rows")
+        if dead and isinstance(consumer.expr.op, Relu):
+            what = (f"{_entries(dead, local.size)} have zero local derivative (dead relu "
+                    f"units: the input is <= 0 there)")
+            value = np.asarray(consumer.value)
+            if value.ndim == 2 and value.shape[0] > 1:
+                columns = int(np.count_nonzero((value == 0).all(axis=0)))
+                if columns:
+                    what += (f"; {columns} of {value.shape[1]} units are dead for every "
+                             f"one of the {value.shape[0]} rows")
             lines.append(head + what + ("; no gradient passes" if dead == local.size else ""))
-        if tiny:
-            lines.append(head + f"saturated at {_entries(tiny, local.size)} "
-                         f"(|{op}'| < {SATURATED:g}): the gradient through them all but vanishes")
+        elif dead or tiny:
+            exact = f", {dead} of them exactly 0" if dead else ""
+            lines.append(head + f"saturated at {_entries(dead + tiny, local.size)} "
+                         f"(|{op}'| < {SATURATED:g}{exact}): the gradient through them all "
+                         f"but vanishes")
     return lines
 
 
@@ -423,8 +428,9 @@ def explain(y: Expr, wrt, at: dict) -> Explanation:
         raise InputError(f"explain: at gives no value for {missing} (the graph's variables: "
                          f"{sorted(v.name for v in variables)})")
     with np.errstate(all="ignore"):  # a nan or inf is a finding of why(), not a warning
-        values = CompiledFunction(symbolic, variables)(**{v.name: at[v.name]
-                                                          for v in variables})
+        # the graph as written, unrewritten: every value is the one of the node it labels
+        values = CompiledFunction(symbolic, variables, optimize=False)(
+            **{v.name: at[v.name] for v in variables})
     value_of = {}
     for node, value in zip(symbolic, values):
         value_of.setdefault(id(node), value)
