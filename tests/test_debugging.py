@@ -8,6 +8,7 @@ import pytest
 
 import symdiff as sd
 from symdiff.tools.explain import fmt, summarize
+from symdiff.training.models import mlp_loss
 
 
 def _sigmoid(z):
@@ -243,3 +244,25 @@ def test_optimize_trace_names_each_rule_and_counts_nodes():
         ("fold_constants", "2.0 * 3.0", "6.0")]
     with pytest.raises(sd.SymdiffError):
         sd.optimize(a, trace="yes")
+
+
+# ---------------------------------------------------------------------------------------------
+# LaTeX of tensor gradients
+# ---------------------------------------------------------------------------------------------
+def test_latex_of_tensor_gradients_explains_every_symbol():
+    mlp = mlp_loss(5, 4, 3, 2, lam=1e-3)
+    g_w1 = sd.grad(mlp.loss, mlp.params)[0]
+    latex = sd.to_latex(g_w1)
+    assert "\\mathbf{c}" not in latex
+    assert latex.startswith("0.001 \\cdot 2.0 W_{1} + X^\\top")  # weight decay, 2 lambda W1
+    assert latex.endswith("\\odot \\mathbb{1}\\left[\\operatorname{relu}\\left(X W_{1} + "
+                          "b_{1}\\right) > 0.0\\right]")  # relu's mask as an indicator
+    W, x, b, u = sd.var("W", (3, 4)), sd.var("x", (4,)), sd.var("b", (3,)), sd.var("u", (3,))
+    g_w = sd.grad(sd.sum(u * sd.sigmoid(W @ x + b)), W)
+    assert sd.to_latex(g_w) == ("\\left(u \\odot \\sigma\\left(W x + b\\right) \\odot "
+                                "\\sigma\\left(-\\left(W x + b\\right)\\right)\\right) x^\\top")
+    v = sd.var("v", (3,))
+    assert sd.to_latex(v * np.array([1.0, 2.0, 3.0])) == "v \\odot \\left[1.0, 2.0, 3.0\\right]"
+    assert sd.to_latex(np.eye(2) @ sd.var("w", (2,))) == "\\left[1.0, 0.0; 0.0, 1.0\\right] w"
+    assert sd.to_latex(np.arange(12.0).reshape(4, 3) @ v) == "\\mathrm{const}_{4 \\times 3} v"
+    assert sd.to_latex(v <= 2.0) == "\\mathbb{1}\\left[v \\le 2.0\\right]"

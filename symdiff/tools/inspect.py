@@ -223,13 +223,34 @@ def _tensor_latex(expr: Expr) -> str:
         if node.is_var:
             text[id(node)] = (_latex_name(node.name), PREC_ATOM)
         elif node.is_const:
-            s = const_text(node) if node.shape == () else r"\mathbf{c}"
-            text[id(node)] = (s, PREC_ATOM)
+            text[id(node)] = (_const_latex(node), PREC_ATOM)
         else:
             text[id(node)] = node.op.latex_form(node.inputs, parts) or _latex_call(node, parts)
         if len(text[id(node)][0]) > LATEX_TEXT_LIMIT:  # stop before shared nodes blow it up
             return r"\text{(graph too large)}"
     return text[id(expr)][0]
+
+
+def _number_latex(value) -> str:
+    return repr(value.item() if hasattr(value, "item") else value)
+
+
+def _const_latex(node: Expr) -> str:
+    """A constant in LaTeX: a number; an array whose entries are all equal as that number
+    (it multiplies or adds entrywise the same way); a small vector or matrix by its entries
+    (rows separated by ``;``); a large one named by its shape, ``\\mathrm{const}_{3 \\times
+    4}``, never a bare symbol the reader cannot look up."""
+    if node.shape == ():
+        return const_text(node)
+    if node.uniform is not None:
+        return _number_latex(node.uniform)
+    value = node.value
+    if node.size <= 6 and node.ndim <= 2:
+        rows = value.reshape(1, -1) if node.ndim == 1 else value
+        body = "; ".join(", ".join(_number_latex(v) for v in row) for row in rows)
+        return f"\\left[{body}\\right]"
+    dims = " \\times ".join(map(str, node.shape))
+    return f"\\mathrm{{const}}_{{{dims}}}"
 
 
 def _latex_call(node: Expr, parts: list[tuple[str, int]]) -> tuple[str, int]:
