@@ -1,4 +1,5 @@
-"""The ``symdiff`` command: ``symdiff demo`` and ``symdiff grad "EXPR" --wrt x,y``.
+"""The ``symdiff`` command: ``symdiff demo``, ``symdiff grad "EXPR" --wrt x,y`` and
+``symdiff report "EXPR" --wrt x,y -o page.html``.
 
 ``demo`` is the main job: Goodfellow's MLP loss compiled into a gradient function, checked
 against finite differences, its pruned gradient graph summarized and its NumPy code shown; then
@@ -168,6 +169,29 @@ def grad_command(args) -> int:
     return 0
 
 
+def report_command(args) -> int:
+    """Write the HTML report of EXPR's gradient (explained at --at, others random) to -o."""
+    from .interop.parse import parse
+    from .errors import SymdiffWarning
+    from .graph import free_vars
+    from .tools.report import report
+
+    shapes = _parse_shapes(args.shape)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SymdiffWarning)
+        expr = parse(args.expr, shapes=shapes)
+    variables = free_vars(expr)
+    by_name = {v.name: v for v in variables}
+    _check_names("--shape", shapes, by_name)
+    names = [_name(w) for w in args.wrt.split(",") if w.strip()] if args.wrt else list(by_name)
+    _check_names("--wrt", names, by_name)
+    point = _parse_point(args.at, variables, np.random.default_rng(0))
+    path = report(_scalar(expr), args.output, at=point, wrt=[by_name[n] for n in names],
+                  title=f"f = {args.expr}")
+    print(f"wrote {path}")
+    return 0
+
+
 def _scalar(expr):
     """A non-scalar expression is differentiated through its sum (printed as such)."""
     from . import ops
@@ -185,9 +209,17 @@ def main(argv=None) -> int:
     p_grad.add_argument("--shape", action="append",
                         help="NAME=DIMxDIM[,NAME=DIM...], e.g. W=8x20,x=20 (repeatable)")
     p_grad.add_argument("--at", help="NAME=NUMBER,... (others random)")
+    p_report = sub.add_parser("report", help="write an HTML page about a gradient")
+    p_report.add_argument("expr", help='e.g. "sum(relu(W @ x + b))"')
+    p_report.add_argument("--wrt", help="comma-separated variables (default: all)")
+    p_report.add_argument("--shape", action="append",
+                          help="NAME=DIMxDIM[,NAME=DIM...], e.g. W=8x20,x=20 (repeatable)")
+    p_report.add_argument("--at", help="NAME=NUMBER,... (others random)")
+    p_report.add_argument("-o", "--output", default="report.html", help="the page to write")
     args = parser.parse_args(argv)
+    commands = {"demo": demo, "grad": grad_command, "report": report_command}
     try:
-        return demo(args) if args.command == "demo" else grad_command(args)
+        return commands[args.command](args)
     except SymdiffError as exc:
         print(f"symdiff: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2

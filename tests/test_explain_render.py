@@ -7,6 +7,7 @@ test hands the DOT text to Graphviz's ``dot`` (skipped when it is not installed)
 """
 from __future__ import annotations
 
+import html
 import shutil
 
 import numpy as np
@@ -23,10 +24,18 @@ def test_explain_of_a_vector_graph_renders(tmp_path):
     x = sd.var("x", (5,))
     w = sd.var("w", (5,))
     e = sd.explain(sd.sum(sd.tanh(w * x)), [w], {"x": np.arange(5.0), "w": np.ones(5) * 0.1})
-    assert "<float64 array (5,)>" in e.table()
+    assert "x = x                                  = [0, 1, 2, 3, 4]" in e.table()
     path = sd.render(e, tmp_path / "vector.svg")
-    svg = path.read_text()
-    assert "&lt;float64 array (5,)&gt;" in svg
+    assert "[0, 1, 2, 3, 4]" in path.read_text()
+
+
+@needs_dot
+def test_explain_of_a_large_vector_renders_its_summary(tmp_path):
+    x = sd.var("x", (50,))
+    e = sd.explain(sd.sum(sd.relu(x)), [x], {"x": np.arange(50.0) - 9.0})
+    summary = "float64 (50,): min -9 mean 15.5 max 40, 2% zeros"
+    assert summary in e.table()
+    assert summary in html.unescape(sd.render(e, tmp_path / "large.svg").read_text())
 
 
 @needs_dot

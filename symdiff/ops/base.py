@@ -164,6 +164,13 @@ class Op:
         the generic form ``f\\left(x, params\\right)``."""
         return None
 
+    def gradient_form(self, inputs: Sequence[Expr], names: Sequence[str],
+                      position: int) -> str | None:
+        """The matrix-calculus text of the gradient sent to input ``position``, in terms of the
+        upstream gradient ``delta`` and the inputs' ``names`` (``delta x^T`` for the weight of
+        ``W @ x``), for ``explain``'s edge labels; None when the lecture writes no such form."""
+        return None
+
     def suffix_text(self, inputs: Sequence[Expr]) -> str | None:
         """Infix text to write after the first input instead of a call (``[0]``, ``.T``), or
         None to print as a call."""

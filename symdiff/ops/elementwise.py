@@ -271,6 +271,14 @@ class Subtract(Binary):
         return [g, -g]
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 class Multiply(Binary):
     """a * b; gradients g b and g a (``*`` switches the inputs)."""
 
@@ -278,8 +286,19 @@ class Multiply(Binary):
     sympy = staticmethod(lambda s, a, b: a * b)
 
     def latex_form(self, inputs, parts):
-        # juxtaposition for a scalar factor, the Hadamard product of two tensors
-        sep = r" \odot " if inputs[0].ndim and inputs[1].ndim else " "
+        # juxtaposition for a scalar factor (a constant array of one value, broadcast or not,
+        # prints as that number and counts as one), the Hadamard product of two tensors
+        def tensor(x, part):
+            return x.ndim and not _is_number(part[0])
+        for one, other in ((parts[0], parts[1]), (parts[1], parts[0])):
+            if _is_number(one[0]) and float(one[0]) == 1.0:  # 1 x = x (the seed of grad)
+                return other
+        if tensor(inputs[0], parts[0]) and tensor(inputs[1], parts[1]):
+            sep = r" \odot "
+        elif parts[1][0][:1].isdigit():  # 0.001 \cdot 2.0: juxtaposed digits would merge
+            sep = r" \cdot "
+        else:
+            sep = " "
         return sep.join(latex_group(part, PREC_MUL) for part in parts), PREC_MUL
 
     def bprop(self, inputs, out, g):
@@ -638,49 +657,61 @@ def hardtanh(x, lo=-1.0, hi=1.0) -> Expr:
 # comparisons: boolean masks without a gradient
 # ---------------------------------------------------------------------------------------------
 class Compare(Binary):
-    """A comparison giving a boolean (0/1) mask; it has no gradient."""
+    """A comparison giving a boolean (0/1) mask; it has no gradient. In LaTeX it is the
+    indicator function ``\\mathbb{1}[a > b]`` (relu's mask reads ``\\mathbb{1}[z > 0]``)."""
 
     differentiable = False
     precedence = PREC_CMP
+    relation = ""  # the LaTeX relation
 
     def result_dtype(self, a, b):
         return np.dtype(bool)
+
+    def latex_form(self, inputs, parts):
+        return (f"\\mathbb{{1}}\\left[{parts[0][0]} {self.relation} {parts[1][0]}\\right]",
+                PREC_ATOM)
 
 
 class Less(Compare):
     """a < b"""
     name, symbol = "less", "<"
     sympy = "Lt"
+    relation = "<"
 
 
 class LessEqual(Compare):
     """a <= b"""
     name, symbol = "less_equal", "<="
     sympy = "Le"
+    relation = "\\le"
 
 
 class Greater(Compare):
     """a > b"""
     name, symbol = "greater", ">"
     sympy = "Gt"
+    relation = ">"
 
 
 class GreaterEqual(Compare):
     """a >= b"""
     name, symbol = "greater_equal", ">="
     sympy = "Ge"
+    relation = "\\ge"
 
 
 class Equal(Compare):
     """a == b"""
     name, symbol = "equal", "=="
     sympy = "Eq"
+    relation = "="
 
 
 class NotEqual(Compare):
     """a != b"""
     name, symbol = "not_equal", "!="
     sympy = "Ne"
+    relation = "\\ne"
 
 
 def less(a, b): return apply(Less(), _pair(a, b))

@@ -31,6 +31,16 @@ class Matmul(Op):
             factors[0] = f"{latex_group(parts[0])}^\\top"
         return " ".join(factors), PREC_MUL
 
+    def gradient_form(self, inputs, names, position):
+        # the forms of _vector_bprop and dA = G B^T, dB = A^T G, with G written delta
+        a, b = names
+        forms = {(1, 1): (f"delta {b}", f"delta {a}"),
+                 (2, 1): (f"delta {b}^T", f"{a}^T delta"),
+                 (1, 2): (f"{b} delta", f"{a} delta^T"),
+                 (2, 2): (f"delta {b}^T", f"{a}^T delta")}
+        pair = forms.get((inputs[0].ndim, inputs[1].ndim))
+        return None if pair is None else pair[position]
+
     def infer(self, a, b):
         if a.ndim == 0 or b.ndim == 0:
             raise ShapeError(f"{self.name}: scalar operand {fmt_shape(a.shape)} @ "

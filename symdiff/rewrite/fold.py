@@ -8,10 +8,13 @@ from __future__ import annotations
 import numpy as np
 
 from ..graph import Expr, apply, const, toposort
+from ..printing import infix_short
+from .rules import RewriteStep
 
 
-def fold_constants(outputs: list[Expr]) -> list[Expr]:
-    """``outputs`` with constant sub-graphs replaced by their values."""
+def fold_constants(outputs: list[Expr], trace: list | None = None) -> list[Expr]:
+    """``outputs`` with constant sub-graphs replaced by their values. ``trace``, a list,
+    receives a step (``RewriteStep``) for each largest folded sub-graph."""
     order = toposort(outputs)
     values: dict[int, np.ndarray] = {}
     new: dict[int, Expr] = {}
@@ -27,6 +30,10 @@ def fold_constants(outputs: list[Expr]) -> list[Expr]:
                 new[id(node)] = const(value)
     if not new:
         return list(outputs)
+    if trace is not None:
+        inside = {id(i) for n in order if id(n) in new for i in n.inputs}
+        trace += [RewriteStep("fold_constants", infix_short(n), infix_short(new[id(n)]))
+                  for n in order if id(n) in new and id(n) not in inside]
     for node in order:
         if id(node) in new or node.op is None:
             continue

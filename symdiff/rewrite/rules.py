@@ -7,6 +7,8 @@ Dispatch is on the exact class: a subclass is another op (``Mean`` is not ``Sum`
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 
 def matches(*op_classes: type):
     """Decorator: the rule applies to nodes whose op is an instance of exactly one of
@@ -29,3 +31,15 @@ def dispatch_table(rules) -> dict[type, list]:
 def is_op(node, op_class: type) -> bool:
     """True when ``node`` applies exactly ``op_class`` (not a subclass)."""
     return node.op is not None and type(node.op) is op_class
+
+
+@dataclass
+class RewriteStep:
+    """One rewrite: the rule (or pass) that fired, the node before and after, as infix."""
+
+    rule: str
+    before: str
+    after: str
+
+    def __str__(self):
+        return f"{self.rule}: {self.before}  ->  {self.after}"

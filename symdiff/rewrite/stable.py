@@ -22,4 +22,13 @@ def stable_form(node: Expr):
     return node.op.stable_form(node)
 
 
+def _step_name(node: Expr) -> str:
+    """The identity's name for a trace: ``log_of_sigmoid``, ``log1p_of_exp``."""
+    inner = node.inputs[0] if node.inputs else None
+    if inner is None or inner.op is None:
+        return f"stable_{node.op.name}"
+    return f"{node.op.name}_of_{inner.op.name}"
+
+
+stable_form.step_name = _step_name
 STABLE_RULES = [stable_form]

@@ -4,6 +4,13 @@
 (a float32 graph is re-typed to float64 first), with the step scaled to each entry,
 ``h = eps * max(1, |x|)``. A variable with more than ``max_full`` entries is checked along a few
 random directions instead of entry by entry (one pair of evaluations per direction).
+
+``localize=True``: when the whole gradient disagrees, each op node on the gradient's paths is
+checked alone, its ``bprop`` against finite differences of that op by itself at the input values
+it sees in the graph (``<u, op(x + h e_i)> - <u, op(x - h e_i)>`` over ``2h``, ``u`` random).
+At a kink (relu at 0, a tie of max) the central difference straddles two slopes, so an entry
+also passes when it matches a one-sided difference; a rule that is wrong matches neither. The
+first node (topological order) whose rule disagrees is the culprit, named as ``pretty`` names it.
 """
 from __future__ import annotations
 
@@ -12,9 +19,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ShapeError, SymdiffError, expect_int, expect_mapping, expect_number
-from ..graph import (Expr, _make_var, as_expr, const, expect_expr, expect_exprs, free_vars,
-                     substitute)
-from ..grad import grad
+from ..graph import (Expr, _make_var, apply, as_expr, const, expect_expr, expect_exprs,
+                     free_vars, substitute, toposort)
+from ..grad import _depends_on, grad
+from ..printing import bounded_infix
 from ..compiler import CompiledFunction
 from ..inputs import numeric_array
 from .. import ops
@@ -45,8 +53,17 @@ class CheckResult:
     max_rel_err: float
     report: dict = field(default_factory=dict)
 
+    local: list = field(default_factory=list)  # NodeCheck per op node, with localize=True
+    localized: bool = False
+
     def __bool__(self):
         return self.ok
+
+    @property
+    def culprit(self):
+        """The first node (topological order) whose own rule disagrees with finite
+        differences (a :class:`NodeCheck`), or None."""
+        return next((c for c in self.local if not c.ok), None)
 
     def __str__(self):
         lines = [f"check_grad: {'ok' if self.ok else 'MISMATCH'} "
@@ -54,7 +71,29 @@ class CheckResult:
         for r in self.report.values():
             lines.append(f"  {r.name:<12} {str(r.shape):<12} abs {r.max_abs_err:.3g}  "
                          f"rel {r.max_rel_err:.3g}  {r.method:<10} {'ok' if r.ok else 'MISMATCH'}")
+        if self.localized:
+            culprit = self.culprit
+            if culprit is None:
+                lines.append(f"localize: each of the {len(self.local)} op nodes agrees with "
+                             f"finite differences alone; the mismatch comes from their "
+                             f"composition (a kink crossed by the step, or the step size)")
+            else:
+                lines.append(f"localize: the rule of {culprit.op!r} is wrong at "
+                             f"{culprit.name} = {culprit.text}: {culprit.detail}")
         return "\n".join(lines)
+
+
+@dataclass
+class NodeCheck:
+    """One op node checked alone: its SSA name, infix text, op name, ``ok``, the worst error and
+    the input it was found on (``detail`` says it in words)."""
+
+    name: str
+    text: str
+    op: str
+    ok: bool
+    max_abs_err: float
+    detail: str = ""
 
 
 def _as_float64(y: Expr, variables: list[Expr]):
@@ -68,11 +107,13 @@ def _as_float64(y: Expr, variables: list[Expr]):
 
 
 def check_grad(y: Expr, wrt, at: dict, eps=None, rtol=None, atol=None, max_full: int = 2000,
-               directions: int = 4, seed: int = 0) -> CheckResult:
+               directions: int = 4, seed: int = 0, localize: bool = False) -> CheckResult:
     """Compare ``grad(y, wrt)`` with central differences at the point ``at`` (name -> array).
 
     A non-scalar ``y`` is checked through ``sum(y * u)`` with a fixed random ``u``. Passes when
-    ``|symbolic - numeric| <= atol + rtol * |numeric|`` everywhere.
+    ``|symbolic - numeric| <= atol + rtol * |numeric|`` everywhere. With ``localize=True`` a
+    mismatch is traced to the op node whose own rule disagrees (``result.culprit``, a
+    :class:`NodeCheck`; ``result.local`` holds every node checked).
 
     >>> import symdiff as sd
     >>> x = sd.var("x", (3,))
@@ -85,7 +126,9 @@ def check_grad(y: Expr, wrt, at: dict, eps=None, rtol=None, atol=None, max_full:
     max_full = expect_int(max_full, "max_full", "check_grad", minimum=0)
     directions = expect_int(directions, "directions", "check_grad", minimum=1)
     rng = np.random.default_rng(expect_int(seed, "seed", "check_grad", minimum=0))
-    y = as_expr(y)
+    if not isinstance(localize, bool):
+        raise SymdiffError(f"check_grad: localize must be True or False, got {localize!r}")
+    y = user_y = as_expr(y)
     wrt_list, _ = expect_exprs(wrt, "wrt", "check_grad")
     for w in wrt_list:
         expect_expr(w, "each of wrt", "check_grad", variable=True)
@@ -146,6 +189,97 @@ def check_grad(y: Expr, wrt, at: dict, eps=None, rtol=None, atol=None, max_full:
         ok = bool(np.all(diff <= atol + rtol * np.abs(num_values)))
         reports[w.name] = VariableReport(w.name, w.shape, float(diff.max(initial=0.0)),
                                          float(rel.max(initial=0.0)), ok, method)
-    return CheckResult(all(r.ok for r in reports.values()),
-                       max((r.max_abs_err for r in reports.values()), default=0.0),
-                       max((r.max_rel_err for r in reports.values()), default=0.0), reports)
+    result = CheckResult(all(r.ok for r in reports.values()),
+                         max((r.max_abs_err for r in reports.values()), default=0.0),
+                         max((r.max_rel_err for r in reports.values()), default=0.0), reports)
+    if localize and not result.ok:
+        user_y64, _ = _as_float64(user_y, variables)
+        result.local = _localize(user_y64, wrt64, point, eps, rtol, atol, max_full, rng)
+        result.localized = True
+    return result
+
+
+def _localize(y: Expr, wrt: list[Expr], point: dict, eps: float, rtol: float, atol: float,
+              max_full: int, rng) -> list[NodeCheck]:
+    """Check each op node on the paths from ``wrt`` to ``y`` alone, at the values it sees."""
+    from .inspect import node_names  # same layer (tools); inspect imports nothing from here
+    order = toposort([y])
+    needed = _depends_on(order, wrt)
+    names = node_names(order)
+    texts = bounded_infix(order, width=40)
+    variables = [n for n in order if n.is_var]
+    computed = [n for n in order if n.op is not None]
+    with np.errstate(all="ignore"):
+        values = CompiledFunction(computed, variables)(**{v.name: point[v.name]
+                                                          for v in variables})
+    value_of = {id(v): point[v.name] for v in variables}
+    value_of.update((id(n), np.asarray(v)) for n, v in zip(computed, values))
+    checks = []
+    for node in computed:
+        if id(node) not in needed or not node.op.differentiable:
+            continue
+        check = _check_node(node, needed, value_of, eps, rtol, atol, max_full, rng, names)
+        if check is not None:
+            checks.append(NodeCheck(names[id(node)], texts[id(node)], node.op.name, *check))
+    return checks
+
+
+def _check_node(node: Expr, needed, value_of, eps, rtol, atol, max_full, rng, names):
+    """(ok, max_abs_err, detail) for one node's bprop against finite differences of its op
+    alone, or None when its rule sends nothing to any float input on the path."""
+    inputs, free = [], []
+    for k, inp in enumerate(node.inputs):
+        if inp.is_const:
+            inputs.append(inp)
+        elif inp.dtype.kind != "f" or id(inp) not in needed:
+            inputs.append(const(value_of[id(inp)]))
+        else:
+            local_var = _make_var(f"x{k}", inp.shape, np.dtype(np.float64))
+            inputs.append(local_var)
+            free.append((k, local_var))
+    local = apply(node.op, inputs)
+    u = const(rng.standard_normal(local.shape))
+    sent = node.op.bprop(inputs, local, u)
+    free = [(k, v) for k, v in free if sent[k] is not None]  # None: "no gradient" by design
+    if not free:
+        return None
+    local_vars = [v for _, v in free]
+    f_expr = ops.sum(local * u)
+    at = {v.name: np.asarray(value_of[id(node.inputs[k])], np.float64) for k, v in free}
+    with np.errstate(all="ignore"):
+        f = CompiledFunction(f_expr, local_vars)
+        symbolic = CompiledFunction(grad(f_expr, local_vars), local_vars)(**at)
+    worst = (0.0, True, "")
+    for (k, v), g in zip(free, symbolic):
+        x0 = at[v.name]
+        g = np.asarray(g, np.float64)
+        if x0.size <= max_full:
+            probes = [(idx, np.eye(1, x0.size, i).reshape(x0.shape))
+                      for i, idx in enumerate(np.ndindex(x0.shape))]
+        else:
+            probes = [(None, d / np.linalg.norm(d))
+                      for d in (rng.standard_normal(x0.shape) for _ in range(4))]
+        for idx, direction in probes:
+            h = eps * max(1.0, float(np.abs(x0[idx] if idx is not None else x0).max()))
+            with np.errstate(all="ignore"):
+                center = float(f(**{**at, v.name: x0}))
+                plus = float(f(**{**at, v.name: x0 + h * direction}))
+                minus = float(f(**{**at, v.name: x0 - h * direction}))
+            sym = float(np.sum(g * direction))
+            central = (plus - minus) / (2 * h)
+            one_sided = ((plus - center) / h, (center - minus) / h)
+            err = abs(sym - central)
+            # at a kink the central difference averages two slopes; a rule may take either
+            agrees = (err <= atol + rtol * abs(central)
+                      or any(abs(sym - s) <= 10 * atol + 1e-3 * abs(s) for s in one_sided))
+            if not np.isfinite(sym) and not np.isfinite(central):
+                agrees = True  # both infinite: no finite step can tell them apart
+            if not agrees and (worst[1] or err > worst[0]):
+                where = f" at index {idx}" if idx not in (None, ()) else ""
+                worst = (err, False, f"d/d{names[id(node.inputs[k])]}{where}: its bprop gives "
+                                     f"{sym:.6g}, finite differences of {node.op.name} alone "
+                                     f"give {central:.6g}")
+            elif worst[1]:
+                worst = (max(worst[0], err), True, "")
+    err, ok, detail = worst
+    return ok, err, detail

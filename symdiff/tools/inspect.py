@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 
-from ..errors import fmt_shape
+from ..errors import expect_bool, fmt_shape
 from ..graph import Expr, expect_expr, toposort
 from .. import graph
 from ..grad import gradient_labels, gradient_nodes
@@ -131,11 +131,13 @@ def _layer(name: str) -> str | None:
     return match.group(1) if match else None
 
 
-def to_dot(*exprs: Expr) -> str:
+def to_dot(*exprs: Expr, anchors: bool = False) -> str:
     """Graphviz DOT source in the style of Goodfellow's Fig. 6.10: the forward graph in one
     cluster, the nodes build_grad added in another colour beside it; inputs as ellipses
     (grouped per layer when names end in a layer number, e.g. W1, b1), constants as plain text,
     outputs with a double border. Gradients are told apart when listed with their loss.
+    ``anchors=True`` gives each node the SVG id ``node_<SSA name>`` and a link to
+    ``#line_<SSA name>`` (the ``pretty`` line of an HTML report).
 
     >>> import symdiff as sd
     >>> x = sd.var("x")
@@ -144,6 +146,7 @@ def to_dot(*exprs: Expr) -> str:
     ('digraph symdiff {', True, True)
     """
     _expect_each(exprs, "to_dot")
+    expect_bool(anchors, "anchors", "to_dot")
     order = toposort(exprs)
     labels = gradient_labels(exprs)
     added = gradient_nodes(exprs, labels)
@@ -177,6 +180,9 @@ def to_dot(*exprs: Expr) -> str:
             label += f"\n{fmt_shape(node.shape)}"
         if id(node) in outputs:
             style += ", peripheries=2"
+        if anchors:
+            anchor = dot_escape(names[id(node)])
+            style += f', id="node_{anchor}", href="#line_{anchor}", tooltip="{anchor}"'
         lines.append(f'  {name} [label="{dot_escape(label)}", {style}];')
     for key, title, colour in (("forward", "forward", "#999999"),
                                ("grad", "gradient (added by build_grad)", "#d9822b")):
@@ -217,13 +223,34 @@ def _tensor_latex(expr: Expr) -> str:
         if node.is_var:
             text[id(node)] = (_latex_name(node.name), PREC_ATOM)
         elif node.is_const:
-            s = const_text(node) if node.shape == () else r"\mathbf{c}"
-            text[id(node)] = (s, PREC_ATOM)
+            text[id(node)] = (_const_latex(node), PREC_ATOM)
         else:
             text[id(node)] = node.op.latex_form(node.inputs, parts) or _latex_call(node, parts)
         if len(text[id(node)][0]) > LATEX_TEXT_LIMIT:  # stop before shared nodes blow it up
             return r"\text{(graph too large)}"
     return text[id(expr)][0]
+
+
+def _number_latex(value) -> str:
+    return repr(value.item() if hasattr(value, "item") else value)
+
+
+def _const_latex(node: Expr) -> str:
+    """A constant in LaTeX: a number; an array whose entries are all equal as that number
+    (it multiplies or adds entrywise the same way); a small vector or matrix by its entries
+    (rows separated by ``;``); a large one named by its shape, ``\\mathrm{const}_{3 \\times
+    4}``, never a bare symbol the reader cannot look up."""
+    if node.shape == ():
+        return const_text(node)
+    if node.uniform is not None:
+        return _number_latex(node.uniform)
+    value = node.value
+    if node.size <= 6 and node.ndim <= 2:
+        rows = value.reshape(1, -1) if node.ndim == 1 else value
+        body = "; ".join(", ".join(_number_latex(v) for v in row) for row in rows)
+        return f"\\left[{body}\\right]"
+    dims = " \\times ".join(map(str, node.shape))
+    return f"\\mathrm{{const}}_{{{dims}}}"
 
 
 def _latex_call(node: Expr, parts: list[tuple[str, int]]) -> tuple[str, int]:
