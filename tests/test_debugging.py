@@ -260,7 +260,7 @@ def test_latex_of_tensor_gradients_explains_every_symbol():
     W, x, b, u = sd.var("W", (3, 4)), sd.var("x", (4,)), sd.var("b", (3,)), sd.var("u", (3,))
     g_w = sd.grad(sd.sum(u * sd.sigmoid(W @ x + b)), W)
     assert sd.to_latex(g_w) == ("\\left(u \\odot \\sigma\\left(W x + b\\right) \\odot "
-                                "\\sigma\\left(-\\left(W x + b\\right)\\right)\\right) x^\\top")
+                                "\\left(1 - \\sigma\\left(W x + b\\right)\\right)\\right) x^\\top")
     v = sd.var("v", (3,))
     assert sd.to_latex(v * np.array([1.0, 2.0, 3.0])) == "v \\odot \\left[1.0, 2.0, 3.0\\right]"
     assert sd.to_latex(np.eye(2) @ sd.var("w", (2,))) == "\\left[1.0, 0.0; 0.0, 1.0\\right] w"
