@@ -368,13 +368,31 @@ class Take(Op):
         if not batched[1]:
             return apply(Take(self.axis + 1), (x, indices))
         if batched[0]:
-            raise SymdiffError("vmap: take with batched indices into a batched array has no "
-                               "batching rule")
+            return _take_per_entry(x, indices, self.axis)
         # x unbatched, indices (B,) + i: take puts (B,) + i at ``axis``; move B to the front
         out = apply(self, (x, indices))
         order = list(range(out.ndim))
         order.insert(0, order.pop(self.axis))
         return transpose(out, tuple(order))
+
+
+def _take_per_entry(x: Expr, indices: Expr, axis: int) -> Expr:
+    """Batch entry b of x gathered at batch entry b of indices, as one take: the batch axis and
+    the gathered axis of x merge into one, and each entry's indices are offset by b times the
+    gathered axis's length (``x_b[i] = flat[b n + i]``)."""
+    size, n = x.shape[0], x.shape[axis + 1]
+    rest = [k for k in range(1, x.ndim) if k != axis + 1]
+    flat = reshape(transpose(x, (0, axis + 1, *rest)), (size * n,) + tuple(x.shape[k]
+                                                                           for k in rest))
+    offsets = const((np.arange(size, dtype=indices.dtype) * n).reshape(
+        (size,) + (1,) * (indices.ndim - 1)))
+    wrapped = indices + (indices < 0) * n  # NumPy's negative indices count from the end
+    out = apply(Take(0), (flat, wrapped + offsets))
+    # out: (B,) + i + x's axes before ``axis`` + after it; bring i to the place of ``axis``
+    k = indices.ndim - 1
+    order = (0, *range(1 + k, 1 + k + axis), *range(1, 1 + k),
+             *range(1 + k + axis, out.ndim))
+    return transpose(out, order)
 
 
 class ScatterAdd(Op):
