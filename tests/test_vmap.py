@@ -272,3 +272,37 @@ def test_printed_closed_forms():
     # X^T diag(d) X, a scaled Gram product: the columns of X.T scaled, then one matmul
     assert str(sd.hessian(*_logistic(n)[:2])) == (
         "X.T * -y * (sigmoid(-y * (X @ w)) * sigmoid(-(-y * (X @ w)))) * -y @ X")
+
+
+def test_factorization_hessian_simplifies_to_a_gram_product():
+    # d^2/dU^2 sum((T - U V^T)^2) = 2 I (x) V^T V: after the rewrites, the seeds times the 5x5
+    # Gram matrix (never the (5n, n, n) batch of U V^T tangents)
+    f, U, variables = _factorization(30)
+    H = sd.optimize(sd.hessian(f, U))
+    assert str(H).endswith("@ (V.T @ V) * 2.0, shape=(30, 5, 30, 5))"), str(H)
+    rng = np.random.default_rng(4)
+    Vv = rng.normal(size=(30, 5))
+    got = sd.compile(H, inputs=variables)(T=rng.normal(size=(30, 30)),
+                                          U=rng.normal(size=(30, 5)), V=Vv)
+    want = 2 * np.einsum("ij,ab->iajb", np.eye(30), Vv.T @ Vv)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_rewrite_negation_of_negated_product_is_exact():
+    a, b = sd.var("a", (5,)), sd.var("b", (5,))
+    out = sd.optimize(-((-a) * b))
+    assert str(out) == "a * b"
+    av = np.array([1.5, -np.inf, np.nan, 0.0, -0.0])
+    bv = np.array([3.0, 2.0, 1.0, -1.0, 5.0])
+    want = -((-av) * bv)
+    got = sd.compile(out)(a=av, b=bv)
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+    np.testing.assert_array_equal(got, want)
+
+
+def test_rewrite_matmul_of_scaled_only_for_powers_of_two():
+    A, B = sd.var("A", (3, 4)), sd.var("B", (4, 2))
+    assert str(sd.optimize((A * 2.0) @ B)) == "A @ B * 2.0"
+    assert str(sd.optimize(A @ (B * 4.0))) == "A @ B * 4.0"
+    assert str(sd.optimize((A * 3.0) @ B)) == "A * 3.0 @ B"  # 3 A rounds: kept
+    assert str(sd.optimize((A * 0.5) @ B)) == "A * 0.5 @ B"  # halving may go subnormal: kept
