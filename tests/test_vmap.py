@@ -279,7 +279,7 @@ def test_factorization_hessian_simplifies_to_a_gram_product():
     # Gram matrix (never the (5n, n, n) batch of U V^T tangents)
     f, U, variables = _factorization(30)
     H = sd.optimize(sd.hessian(f, U))
-    assert str(H).endswith("@ (V.T @ V) * 2.0, shape=(30, 5, 30, 5))"), str(H)
+    assert str(H).endswith("@ (V.T @ V * 2.0), shape=(30, 5, 30, 5))"), str(H)
     rng = np.random.default_rng(4)
     Vv = rng.normal(size=(30, 5))
     got = sd.compile(H, inputs=variables)(T=rng.normal(size=(30, 30)),
@@ -302,7 +302,10 @@ def test_rewrite_negation_of_negated_product_is_exact():
 
 def test_rewrite_matmul_of_scaled_only_for_powers_of_two():
     A, B = sd.var("A", (3, 4)), sd.var("B", (4, 2))
-    assert str(sd.optimize((A * 2.0) @ B)) == "A @ B * 2.0"
+    assert str(sd.optimize((A * 2.0) @ B)) == "A @ B * 2.0"  # the result is the smallest
     assert str(sd.optimize(A @ (B * 4.0))) == "A @ B * 4.0"
+    P, Q, R = sd.var("P", (50, 2)), sd.var("Q", (2, 50)), sd.var("R", (50, 2))
+    # re-associated, and the scale on the smallest factor
+    assert str(sd.optimize((P @ Q * 2.0) @ R)) == "P @ (Q @ R * 2.0)"
     assert str(sd.optimize((A * 3.0) @ B)) == "A * 3.0 @ B"  # 3 A rounds: kept
     assert str(sd.optimize((A * 0.5) @ B)) == "A * 0.5 @ B"  # halving may go subnormal: kept

@@ -242,10 +242,11 @@ def matmul_chain(node: Expr):
 
 @matches(Matmul)
 def matmul_of_scaled(node: Expr):
-    # (a c) @ B = (a @ B) c and A @ (b c) = (A @ b) c for a scalar constant c with |c| a power
-    # of two: scaling by 2^k commutes with every rounding of the product's terms and sums
-    # (short of overflow or subnormals, the same caveat as re-associating a matmul chain), and
-    # the product, freed of the scale, can be re-associated (matmul_chain)
+    # (a c) @ B = a @ (B c) = (a @ B) c for a scalar constant c with |c| a power of two:
+    # scaling by 2^k commutes with every rounding of the product's terms and sums (short of
+    # overflow or subnormals, the same caveat as re-associating a matmul chain). The product,
+    # freed of the scale, may re-associate (matmul_chain); the scale then goes on the smallest
+    # of its two factors and the result, where it costs the fewest multiplications
     if not _is(node, Matmul):
         return None
     for position in (0, 1):
@@ -260,9 +261,21 @@ def matmul_of_scaled(node: Expr):
                 pair[position] = x
                 inner = ops.matmul(*pair)
                 chained = matmul_chain(inner)
-                inner = inner if chained is None else chained
-                return _same_type(ops.multiply(inner, const(c.value.reshape(()))), node)
+                return _same_type(_place_scale(inner if chained is None else chained,
+                                               const(c.value.reshape(()))), node)
     return None
+
+
+def _place_scale(product: Expr, c: Expr) -> Expr:
+    """``product * c`` with the scale on whichever of the product's two factors and its
+    result is smallest."""
+    left, right = product.inputs
+    smallest = min((left.size, 0), (right.size, 1), (product.size, 2))[1]
+    if smallest == 0 and _same_type(ops.multiply(left, c), left) is not None:
+        return ops.matmul(ops.multiply(left, c), right)
+    if smallest == 1 and _same_type(ops.multiply(right, c), right) is not None:
+        return ops.matmul(left, ops.multiply(right, c))
+    return ops.multiply(product, c)
 
 
 def _power_of_two(c: Expr) -> bool:
