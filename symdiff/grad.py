@@ -333,7 +333,10 @@ def _jacobian_rows(y: Expr, x: Expr) -> Expr:
 
 
 def hessian(y: Expr, x: Expr) -> Expr:
-    """The Hessian of scalar ``y``, shape ``x.shape + x.shape`` (the Jacobian of the gradient).
+    """The Hessian of scalar ``y``, shape ``x.shape + x.shape``: the Jacobian of the gradient,
+    one batched reverse pass over the gradient graph (reverse-over-reverse), so its node count
+    does not depend on ``x.size``. ``sd.optimize`` then absorbs the identity seeds (the Hessian
+    of ``x @ A @ x`` prints as ``A + A.T``).
 
     >>> import numpy as np, symdiff as sd
     >>> w = sd.var("w", (2,))
