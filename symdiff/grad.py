@@ -335,8 +335,8 @@ def _jacobian_rows(y: Expr, x: Expr) -> Expr:
 def hessian(y: Expr, x: Expr) -> Expr:
     """The Hessian of scalar ``y``, shape ``x.shape + x.shape``: the Jacobian of the gradient,
     one batched reverse pass over the gradient graph (reverse-over-reverse), so its node count
-    does not depend on ``x.size``. ``sd.optimize`` then absorbs the identity seeds (the Hessian
-    of ``x @ A @ x`` prints as ``A + A.T``).
+    does not depend on ``x.size``. A matmul with the identity seeds is taken as the selection it
+    is while the graph is built (the Hessian of ``x @ A @ x`` prints as ``A + A.T``).
 
     >>> import numpy as np, symdiff as sd
     >>> w = sd.var("w", (2,))
