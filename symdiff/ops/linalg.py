@@ -86,7 +86,9 @@ class Matmul(Op):
         ba, bb = batched
         ra, rb = a.ndim - ba, b.ndim - bb  # the unbatched ranks
         # the identity seed (a Jacobian's rows e_i): e_i^T B is row i of B, so the batch of
-        # all rows is B itself and (B e_j)_j is B^T (as rows); taken as that selection
+        # all rows is B itself and (B e_j)_j is B^T (as rows); taken as that selection (equal
+        # to the dense product wherever B is finite; where it is not, the selection keeps B's
+        # inf or nan instead of spreading 0 * inf = nan over the column)
         if ba and not bb and ra == 1 and rb == 2 and _is_identity(a):
             return b
         if bb and not ba and rb == 1 and ra == 2 and _is_identity(b):
