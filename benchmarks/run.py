@@ -26,13 +26,14 @@ import numpy as np
 from . import common
 from .common import Config, Results
 
-WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7")
+WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8")
 
 
 def _runner(name: str):
-    from . import w1_mlp, w2_deep, w3_nested, w4_bigdag, w6_elementwise, w7_tiny
+    from . import w1_mlp, w2_deep, w3_nested, w4_bigdag, w6_elementwise, w7_tiny, w8_hessian
     return {"W1": w1_mlp.run_w1, "W2": w2_deep.run, "W3": w3_nested.run, "W4": w4_bigdag.run,
-            "W5": w1_mlp.run_w5, "W6": w6_elementwise.run, "W7": w7_tiny.run}[name]
+            "W5": w1_mlp.run_w5, "W6": w6_elementwise.run, "W7": w7_tiny.run,
+            "W8": w8_hessian.run}[name]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -91,6 +92,12 @@ _NOTES = [
     ("lambdify_s", "lambdify", fmt_time),
     ("eval_per_call_s", "eval/call", fmt_time),
     ("over_sympy_lambdify", "/lambdify", fmt_ratio),
+    ("hessian_nodes", "hessian nodes", str),
+    ("optimized_nodes", "optimized", str),
+    ("over_jax", "/JAX", fmt_ratio),
+    ("setup_over_jax_first_call", "setup/JAX 1st call", fmt_ratio),
+    ("total_s", "total", fmt_time),
+    ("peak_over_hessian", "peak/Hessian size", fmt_ratio),
 ]
 
 
@@ -236,6 +243,35 @@ def evaluate_targets(results: Results, sd_name: str = "symdiff") -> list[dict]:
         out.append(_t("W7 per call no slower than SymPy lambdify(math)", v, 1.0,
                       v is not None and v <= 1.0,
                       f"ratio of the minima {vmin:.2f}x" if vmin else ""))
+    if cases["W8"]:
+        rows = [r for r in results.find("W8", impl=sd_name) if r.status == "ok" and r.time]
+        slower = [r for r in rows if r.extra.get("over_jax") is not None
+                  and r.extra["over_jax"] > 1.0]
+        measured = [r for r in rows if r.extra.get("over_jax") is not None]
+        out.append(_t("W8 Hessian evaluation no slower than JAX at every (problem, n)",
+                      max((r.extra["over_jax"] for r in measured), default=None), 1.0,
+                      not slower, "; ".join(f"{r.case}: {r.extra['over_jax']:.2f}x"
+                                            for r in slower)))
+        near = [r for r in rows if not r.case.startswith("mf") and _case_key(r.case)[0] >= 100]
+        worst = max((r.ratio for r in near if r.ratio is not None), default=None)
+        out.append(_t("W8 x^T A x and logistic regression within 2x of the closed form, "
+                      "n >= 100", worst, 2.0, worst is not None and worst <= 2.0))
+        counts = {}
+        for r in results.find("W8", impl=sd_name):
+            if r.extra.get("hessian_nodes") is not None:
+                counts.setdefault(r.case.split()[0], set()).add(r.extra["hessian_nodes"])
+        grows = [p for p, c in counts.items() if len(c) > 1]
+        out.append(_t("W8 Hessian node count independent of n", len(grows), 0,
+                      bool(counts) and not grows, ", ".join(f"{p}: {sorted(c)}"
+                                                            for p, c in counts.items())))
+        mf = [r for r in rows if r.case.startswith("mf") and "total_s" in r.extra]
+        if mf:
+            r = mf[-1]
+            out.append(_t(f"W8 {r.case} total < 10 s", r.extra["total_s"], 10.0,
+                          r.extra["total_s"] < 10.0))
+            out.append(_t(f"W8 {r.case} peak memory <= 3x the Hessian's size",
+                          r.extra["peak_over_hessian"], 3.0,
+                          r.extra["peak_over_hessian"] <= 3.0))
     bad = [c for c in results.checks if c.impl.startswith("symdiff") and not c.ok]
     bad_rows = [r for r in results.rows if r.impl.startswith("symdiff") and r.status != "ok"]
     out.append(_t("symdiff agrees with the references everywhere (no error, no wrong value)",

@@ -32,3 +32,4 @@ from .interop.sympy_io import from_sympy, to_sympy  # noqa: F401
 from .tools.report import report  # noqa: F401
 
 __version__ = "0.1.0"
+from .batching import vmap  # noqa: F401

@@ -23,6 +23,7 @@ from .errors import (DisconnectedInputError, DTypeError, ShapeError, SymdiffErro
 from .graph import (Expr, _make_var, as_expr, const, expect_expr, expect_exprs, paused_gc,
                     rebuild, toposort, variables_of)
 from . import ops
+from .batching import vmap
 from .printing import infix_short
 
 
@@ -293,7 +294,9 @@ def vjp(y: Expr, x, u):
 
 
 def jacobian(y: Expr, x: Expr) -> Expr:
-    """The Jacobian, shape ``y.shape + x.shape``: one vjp per output entry (row), stacked.
+    """The Jacobian, shape ``y.shape + x.shape``: one reverse pass for all output entries, the
+    vjp ``u -> u^T J`` mapped (:func:`~symdiff.batching.vmap`) over the rows of the identity
+    (``J = I J``). One graph whose node count does not grow with ``y.size``.
 
     >>> import numpy as np, symdiff as sd
     >>> x = sd.var("x", (2,))
@@ -308,15 +311,32 @@ def jacobian(y: Expr, x: Expr) -> Expr:
     if y.size == 0:  # no rows: an empty Jacobian of the right shape
         _check_targets(y, [x])
         return const(np.zeros(y.shape + x.shape, dtype=x.dtype))
+    # the seeds e_i, one per output entry, each shaped like y
+    seeds = const(np.eye(y.size, dtype=y.dtype).reshape((y.size,) + y.shape))
+    rows = vmap(lambda u: vjp(y, x, u))(seeds)
+    return ops.reshape(rows, y.shape + x.shape)
+
+
+def _jacobian_rows(y: Expr, x: Expr) -> Expr:
+    """The Jacobian built row by row: one vjp per output entry, seeded by a one-hot vector, then
+    stacked (the reference construction the batched :func:`jacobian` is tested against; its
+    node count grows with ``y.size``)."""
+    y = as_expr(y)
+    if y.shape == ():
+        return grad(y, x)
+    if y.size == 0:
+        _check_targets(y, [x])
+        return const(np.zeros(y.shape + x.shape, dtype=x.dtype))
     flat = ops.reshape(y, (y.size,))
-    rows = []
-    for i in range(y.size):
-        rows.append(grad(flat[i], x))
+    rows = [grad(flat[i], x) for i in range(y.size)]
     return ops.reshape(ops.stack(rows, axis=0), y.shape + x.shape)
 
 
 def hessian(y: Expr, x: Expr) -> Expr:
-    """The Hessian of scalar ``y``, shape ``x.shape + x.shape`` (the Jacobian of the gradient).
+    """The Hessian of scalar ``y``, shape ``x.shape + x.shape``: the Jacobian of the gradient,
+    one batched reverse pass over the gradient graph (reverse-over-reverse), so its node count
+    does not depend on ``x.size``. A matmul with the identity seeds is taken as the selection it
+    is while the graph is built (the Hessian of ``x @ A @ x`` prints as ``A + A.T``).
 
     >>> import numpy as np, symdiff as sd
     >>> w = sd.var("w", (2,))

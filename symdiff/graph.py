@@ -26,6 +26,7 @@ view are derived from its structure: those only the gradients need.
 from __future__ import annotations
 
 import gc
+import hashlib
 import itertools
 import keyword
 import math
@@ -309,6 +310,16 @@ def _make_var(name: str, shape: tuple, dtype: np.dtype) -> Expr:
     return _intern(key, lambda: Expr(None, (), shape, dtype, name=name))
 
 
+def _content_key(arr: np.ndarray):
+    """The bytes of a small array; for a large one (a Jacobian's identity seeds can be
+    hundreds of megabytes) a 256-bit BLAKE2 digest of them, read in place, so the intern table
+    does not keep a second copy of every large constant alive."""
+    if arr.nbytes <= 4096:
+        return arr.tobytes()
+    data = np.ascontiguousarray(arr)
+    return ("blake2b", hashlib.blake2b(memoryview(data).cast("B"), digest_size=32).digest())
+
+
 def const(value, dtype=None) -> Expr:
     """A constant node holding a (read-only copy of a) number or NumPy array.
 
@@ -330,7 +341,7 @@ def const(value, dtype=None) -> Expr:
     if arr.dtype not in SUPPORTED_DTYPES:
         raise DTypeError(f"cannot make a constant of dtype {arr.dtype} from {value!r}")
     arr.flags.writeable = False
-    key = ("const", arr.dtype.str, arr.shape, arr.tobytes())
+    key = ("const", arr.dtype.str, arr.shape, _content_key(arr))
     return _intern(key, lambda: Expr(None, (), arr.shape, arr.dtype, value=arr))
 
 

@@ -26,7 +26,7 @@ from benchmarks import handwritten as hw
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PEERS = ("jax", "torch", "autograd", "pytensor", "casadi")
-WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7")
+WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8")
 
 
 # ---------------------------------------------------------------------------------------------

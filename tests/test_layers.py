@@ -32,8 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent / PACKAGE
 # first name after "symdiff." -> layer rank (low to high); "" is symdiff/__init__.py itself
 LAYERS: dict[str, int] = {
     "errors": 0, "graph": 1, "printing": 2, "ops": 3, "grad": 4, "rewrite": 5, "lower": 6,
-    "compile": 7, "compiler": 7, "inputs": 7, "transforms": 7, "interop": 8, "tools": 9,
-    "training": 10, "cli": 11, "": 12,
+    "batching": 4, "compile": 7, "compiler": 7, "inputs": 7, "transforms": 7, "interop": 8,
+    "tools": 9, "training": 10, "cli": 11, "": 12,
 }
 
 # The documented exception: graph's operators call the op functions.

@@ -133,6 +133,14 @@ class Op:
     # in grad.py, which owns differentiation; ops stay below grad in the layers.
     jvp = None
 
+    def batch(self, inputs: Sequence[Expr], batched: Sequence[bool]) -> Expr:
+        """This op applied to a batch: ``inputs`` where ``batched[k]`` marks those carrying a
+        leading batch axis (the others are as in the unbatched graph); returns the batched
+        result, batch axis first (``vmap``'s rule, as JAX's ``primitive_batchers``). An op
+        without a rule cannot be mapped: SymdiffError naming it, never a loop at run time."""
+        raise SymdiffError(f"vmap: '{self.name}' has no batching rule; it cannot be mapped "
+                           f"over a batch axis")
+
     def sympy_form(self, s, *args):
         """This node as SymPy from its inputs' SymPy forms ``args``; ``s`` holds the bridge's
         helpers (``s.sp`` the sympy module, ``s.number``, ``s.condition``, ``s.max``, ``s.min``,

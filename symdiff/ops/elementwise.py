@@ -22,7 +22,7 @@ from ..printing import latex_group
 from .base import (PREC_ADD, PREC_ATOM, PREC_CMP, PREC_MUL, PREC_POW, PREC_UNARY, Op,
                    float_dtype, float_param)
 from .lowering import Call, Infix, Prefix
-from .shape import broadcast_to
+from .shape import BroadcastTo, Reshape, batch_elementwise, broadcast_to
 
 
 # ---------------------------------------------------------------------------------------------
@@ -58,6 +58,9 @@ class Unary(Op):
 
     def jvp(self, inputs, out, tangents):
         return type(self).rule(inputs[0], out, tangents[0])
+
+    def batch(self, inputs, batched):
+        return batch_elementwise(self, inputs, batched)
 
 
 def unary(name: str, scalar, rule, doc: str, keep_dtype=False, differentiable=True,
@@ -224,6 +227,9 @@ class Binary(Op):
             return Infix(self.symbol, a, b)
         return Call(self.lowering, (a, b))
 
+    def batch(self, inputs, batched):
+        return batch_elementwise(self, inputs, batched)
+
 
 class Add(Binary):
     """a + b; gradient g to both (``+`` distributes the upstream gradient)."""
@@ -321,6 +327,24 @@ class Multiply(Binary):
         if ta is None:
             return a * tb
         return ta * b if tb is None else ta * b + a * tb
+
+    def batch(self, inputs, batched):
+        # x * 1 = x: a gradient's unit seed (broadcast ones) is dropped, exactly, where the
+        # batched factor already has the product's shape and dtype
+        out = batch_elementwise(self, inputs, batched)
+        for keep, unit in ((0, 1), (1, 0)):
+            x, one = out.inputs[keep], out.inputs[unit]
+            if batched[keep] and not batched[unit] and _is_unit(one) \
+                    and x.shape == out.shape and x.dtype == out.dtype:
+                return x
+        return out
+
+
+def _is_unit(e: Expr) -> bool:
+    """A constant one, or one broadcast (a gradient's seed spread over a reduction)."""
+    while e.op is not None and isinstance(e.op, (BroadcastTo, Reshape)):
+        e = e.inputs[0]
+    return _is_const_value(e, 1)
 
 
 class Divide(Binary):
@@ -542,6 +566,9 @@ class Where(Op):
         cond = inputs[0]
         return [None, where(cond, g, 0), where(cond, 0, g)]
 
+    def batch(self, inputs, batched):
+        return batch_elementwise(self, inputs, batched)
+
 
 def where(cond, a, b) -> Expr:
     """Elementwise choice: ``a`` where ``cond`` is nonzero, else ``b``."""
@@ -575,6 +602,9 @@ class Clip(Op):
         return [where(at_hi, 0, where(at_lo, 0, g)), where(at_hi, 0, where(at_lo, g, 0)),
                 where(at_hi, g, 0)]
 
+    def batch(self, inputs, batched):
+        return batch_elementwise(self, inputs, batched)
+
 
 def clip(x, lo, hi) -> Expr:
     """Limit ``x`` to ``[lo, hi]`` elementwise."""
@@ -605,6 +635,9 @@ class LeakyRelu(Op):
         x, alpha = inputs
         positive = x > 0
         return [where(positive, g, g * alpha), where(positive, 0, g * x)]
+
+    def batch(self, inputs, batched):
+        return batch_elementwise(self, inputs, batched)
 
 
 def leaky_relu(x, alpha=0.01) -> Expr:
@@ -638,6 +671,9 @@ class Hardtanh(Op):
     def bprop(self, inputs, out, g):
         x = inputs[0]
         return [where(x > self.lo, where(x < self.hi, g, 0), 0)]
+
+    def batch(self, inputs, batched):
+        return batch_elementwise(self, inputs, batched)
 
 
 _FLOAT_MAX = float(np.finfo(np.float64).max)

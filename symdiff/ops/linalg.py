@@ -87,6 +87,50 @@ class Matmul(Op):
         left = apply(self, (ta, b))
         return left if tb is None else left + apply(self, (a, tb))
 
+    def batch(self, inputs, batched):
+        """NumPy's matmul broadcasts leading axes, so a batched product is one matmul: a 1-D
+        operand is promoted to a matrix, the batched operand gets unit axes after its batch
+        axis up to the product's batch rank, and the promoted axis is dropped again. A batch
+        of vectors times a fixed matrix is the single product ``X B`` (or ``X A^T``)."""
+        a, b = inputs
+        ba, bb = batched
+        ra, rb = a.ndim - ba, b.ndim - bb  # the unbatched ranks
+        # the identity seed (a Jacobian's rows e_i): e_i^T B is row i of B, so the batch of
+        # all rows is B itself and (B e_j)_j is B^T (as rows); taken as that selection (equal
+        # to the dense product wherever B is finite; where it is not, the selection keeps B's
+        # inf or nan instead of spreading 0 * inf = nan over the column)
+        if ba and not bb and ra == 1 and rb == 2 and _is_identity(a):
+            return b
+        if bb and not ba and rb == 1 and ra == 2 and _is_identity(b):
+            return swap_last_two(a)
+        if ba and not bb and ra == 1 and rb <= 2:
+            return matmul(a, b)  # rows x_i: x_i B
+        if bb and not ba and rb == 1 and ra == 2:
+            return matmul(b, swap_last_two(a))  # A x_i as rows: x_i A^T
+        if ra == 1:
+            a = reshape(a, a.shape[:ba] + (1,) + a.shape[ba:])
+        if rb == 1:
+            b = reshape(b, b.shape + (1,))
+        rank = max(ra, rb, 2) - 2  # the product's own batch rank
+        if ba:
+            a = reshape(a, a.shape[:1] + (1,) * (rank - (a.ndim - 3)) + a.shape[1:])
+        if bb:
+            b = reshape(b, b.shape[:1] + (1,) * (rank - (b.ndim - 3)) + b.shape[1:])
+        out = matmul(a, b)
+        if ra == 1:
+            out = reshape(out, out.shape[:-2] + out.shape[-1:])
+        if rb == 1:
+            out = reshape(out, out.shape[:-1])
+        return out
+
+
+def _is_identity(e: Expr) -> bool:
+    """True when ``e`` is a constant identity matrix."""
+    value = e.value
+    if value is None or value.ndim != 2 or value.shape[0] != value.shape[1]:
+        return False
+    return bool(np.count_nonzero(value) == value.shape[0] and np.all(np.diagonal(value) == 1))
+
 
 def _vector_bprop(a: Expr, b: Expr, g: Expr):
     """The textbook forms when an operand is a vector (CS224n: ``dS/dW = delta x^T``):
@@ -152,6 +196,13 @@ class Outer(Op):
         a, b = inputs
         return [reshape(matmul(g, reshape(b, (-1,))), a.shape),
                 reshape(matmul(reshape(a, (-1,)), g), b.shape)]
+
+    def batch(self, inputs, batched):
+        # outer(a, b)[i, j] = a_i b_j: per batch entry, a column times a row
+        a, b = inputs
+        a = reshape(a, (a.shape[0], -1, 1) if batched[0] else (-1, 1))
+        b = reshape(b, (b.shape[0], 1, -1) if batched[1] else (1, -1))
+        return multiply(a, b)
 
 
 def outer(a, b) -> Expr:

@@ -39,6 +39,9 @@ class Softmax(Op):
         # ds = s * (g - <g, s>) along the axis
         return [out * (g - reduce_sum(g * out, axis=self.axis, keepdims=True))]
 
+    def batch(self, inputs, batched):
+        return apply(type(self)(self.axis + 1), inputs)
+
 
 class LogSoftmax(Softmax):
     """``x - logsumexp(x)`` along ``axis``; gradient ``g - softmax(x) * sum(g)`` with

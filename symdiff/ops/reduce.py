@@ -72,6 +72,12 @@ class Reduce(Op):
         """``e`` broadcast back to the input's shape."""
         return broadcast_to(self._expand(e, x), x.shape)
 
+    def batch(self, inputs, batched):
+        # the same reduction over the same axes, counted past the batch axis
+        x = inputs[0]
+        axes = range(x.ndim - 1) if self.axis is None else self.axis
+        return apply(type(self)(tuple(a + 1 for a in axes), self.keepdims), (x,))
+
 
 class Sum(Reduce):
     """Sum over ``axis``; gradient: g broadcast back over the summed axes."""
@@ -222,6 +228,12 @@ class Argmax(Op):
 
     def lower(self, x):
         return Call("argmax", (x,), (("axis", self.axis),))
+
+    def batch(self, inputs, batched):
+        x = inputs[0]
+        if self.axis is None:  # the flat index of each batch entry
+            return apply(Argmax(1), (reshape(x, (x.shape[0], -1)),))
+        return apply(Argmax(self.axis + 1), (x,))
 
 
 def _reduction(cls):

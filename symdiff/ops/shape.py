@@ -20,6 +20,40 @@ from .lowering import Attr, Call, Subscript, Tuple
 
 
 # ---------------------------------------------------------------------------------------------
+# batching helpers (vmap's rules: the batch axis is always axis 0 of a batched input)
+# ---------------------------------------------------------------------------------------------
+def batch_size(inputs, batched) -> int:
+    """The batch size: the leading axis of the batched inputs."""
+    return next(x.shape[0] for x, b in zip(inputs, batched) if b)
+
+
+def batch_all(inputs, batched) -> list:
+    """Every input with the batch axis: unbatched ones broadcast over it (the ops that need one
+    batch per input: concatenate, stack)."""
+    size = batch_size(inputs, batched)
+    return [x if b else broadcast_to(x, (size,) + x.shape) for x, b in zip(inputs, batched)]
+
+
+def batch_elementwise(op: Op, inputs, batched) -> Expr:
+    """The batching rule of every elementwise (broadcasting) op: each batched input
+    ``(B,) + s`` gets unit axes after its batch axis up to the result's rank, so the batch axes
+    line up in front and the unbatched inputs broadcast over them as before."""
+    rank = max(x.ndim - b for x, b in zip(inputs, batched))
+    args = []
+    for x, b in zip(inputs, batched):
+        pad = rank - (x.ndim - 1)
+        if b and pad:
+            x = reshape(x, x.shape[:1] + (1,) * pad + x.shape[1:])
+        args.append(x)
+    return apply(op, tuple(args))
+
+
+def _shifted(axes) -> tuple:
+    """Axes of the unbatched node, counted on its batched form (the batch axis is 0)."""
+    return tuple(a + 1 for a in axes)
+
+
+# ---------------------------------------------------------------------------------------------
 # transpose, reshape, broadcast_to
 # ---------------------------------------------------------------------------------------------
 class Transpose(Op):
@@ -62,6 +96,9 @@ class Transpose(Op):
 
     def jvp(self, inputs, out, tangents):
         return apply(self, (tangents[0],))
+
+    def batch(self, inputs, batched):
+        return apply(Transpose((0,) + _shifted(self.axes)), inputs)
 
 
 def transpose(x, axes=None) -> Expr:
@@ -114,6 +151,10 @@ class Reshape(Op):
 
     def jvp(self, inputs, out, tangents):
         return apply(self, (tangents[0],))
+
+    def batch(self, inputs, batched):
+        x = inputs[0]
+        return reshape(x, x.shape[:1] + self.shape)
 
 
 def reshape(x, shape) -> Expr:
@@ -174,6 +215,12 @@ class BroadcastTo(Op):
     def jvp(self, inputs, out, tangents):
         return apply(self, (tangents[0],))
 
+    def batch(self, inputs, batched):
+        # (B,) + s -> (B, 1, ..., 1) + s -> (B,) + shape
+        x = inputs[0]
+        x = reshape(x, x.shape[:1] + (1,) * (len(self.shape) - x.ndim + 1) + x.shape[1:])
+        return broadcast_to(x, x.shape[:1] + self.shape)
+
 
 def broadcast_to(x, shape) -> Expr:
     """``x`` broadcast to ``shape``."""
@@ -223,6 +270,9 @@ class Concatenate(Op):
             start = stop
         return grads
 
+    def batch(self, inputs, batched):
+        return apply(Concatenate(self.axis + 1), tuple(batch_all(inputs, batched)))
+
 
 def concatenate(xs, axis=0) -> Expr:
     """Join a list of expressions along an existing axis."""
@@ -258,6 +308,9 @@ class Stack(Op):
     def bprop(self, inputs, out, g):
         lead = (slice(None),) * self.axis
         return [getitem(g, lead + (i,)) for i in range(len(inputs))]
+
+    def batch(self, inputs, batched):
+        return apply(Stack(self.axis + 1), tuple(batch_all(inputs, batched)))
 
 
 def stack(xs, axis=0) -> Expr:
@@ -317,6 +370,37 @@ class Take(Op):
     def jvp(self, inputs, out, tangents):
         return apply(self, (tangents[0], inputs[1]))
 
+    def batch(self, inputs, batched):
+        x, indices = inputs
+        if not batched[1]:
+            return apply(Take(self.axis + 1), (x, indices))
+        if batched[0]:
+            return _take_per_entry(x, indices, self.axis)
+        # x unbatched, indices (B,) + i: take puts (B,) + i at ``axis``; move B to the front
+        out = apply(self, (x, indices))
+        order = list(range(out.ndim))
+        order.insert(0, order.pop(self.axis))
+        return transpose(out, tuple(order))
+
+
+def _take_per_entry(x: Expr, indices: Expr, axis: int) -> Expr:
+    """Batch entry b of x gathered at batch entry b of indices, as one take: the batch axis and
+    the gathered axis of x merge into one, and each entry's indices are offset by b times the
+    gathered axis's length (``x_b[i] = flat[b n + i]``)."""
+    size, n = x.shape[0], x.shape[axis + 1]
+    rest = [k for k in range(1, x.ndim) if k != axis + 1]
+    flat = reshape(transpose(x, (0, axis + 1, *rest)), (size * n,) + tuple(x.shape[k]
+                                                                           for k in rest))
+    offsets = const((np.arange(size, dtype=indices.dtype) * n).reshape(
+        (size,) + (1,) * (indices.ndim - 1)))
+    wrapped = indices + (indices < 0) * n  # NumPy's negative indices count from the end
+    out = apply(Take(0), (flat, wrapped + offsets))
+    # out: (B,) + i + x's axes before ``axis`` + after it; bring i to the place of ``axis``
+    k = indices.ndim - 1
+    order = (0, *range(1 + k, 1 + k + axis), *range(1, 1 + k),
+             *range(1 + k + axis, out.ndim))
+    return transpose(out, order)
+
 
 class ScatterAdd(Op):
     """Zeros of ``shape`` with g added at ``indices`` along ``axis`` (``np.add.at``): the
@@ -346,6 +430,12 @@ class ScatterAdd(Op):
 
     def jvp(self, inputs, out, tangents):
         return apply(self, (tangents[0], inputs[1]))
+
+    def batch(self, inputs, batched):
+        g, indices = inputs
+        if batched[1]:
+            raise SymdiffError("vmap: scatter_add with batched indices has no batching rule")
+        return apply(ScatterAdd((g.shape[0],) + self.shape, self.axis + 1), (g, indices))
 
 
 def take(x, indices, axis=0) -> Expr:
@@ -522,6 +612,9 @@ class Index(Op):
     def jvp(self, inputs, out, tangents):
         return apply(self, (tangents[0],))
 
+    def batch(self, inputs, batched):
+        return apply(Index(_batched_spec(self.spec, "getitem")), inputs)
+
 
 class IndexAdd(Op):
     """Zeros of ``shape`` with g added at a constant index: the transpose of ``x[index]``;
@@ -552,6 +645,23 @@ class IndexAdd(Op):
 
     def jvp(self, inputs, out, tangents):
         return apply(self, (tangents[0],))
+
+    def batch(self, inputs, batched):
+        g = inputs[0]
+        return apply(IndexAdd(_batched_spec(self.spec, "index_add"), g.shape[:1] + self.shape),
+                     (g,))
+
+
+def _batched_spec(spec: tuple, opname: str) -> tuple:
+    """The index ``[:, *spec]`` for a batched operand. NumPy moves the axes of advanced indices
+    (arrays, and ints beside arrays) to the front when something separates them, which would
+    move them before the batch axis: such an index has no batching rule here."""
+    if any(item[0] == "array" for item in spec):
+        advanced = [k for k, item in enumerate(spec) if item[0] in ("array", "int")]
+        if advanced[-1] - advanced[0] + 1 != len(advanced):
+            raise SymdiffError(f"vmap: {opname} with separated advanced indices "
+                               f"{_spec_text(spec)} has no batching rule")
+    return (("slice", None, None, None),) + spec
 
 
 def getitem(x, index) -> Expr:

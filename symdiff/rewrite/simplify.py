@@ -87,6 +87,20 @@ def double_negation(node: Expr):
     return None
 
 
+@matches(Negative)
+def negation_of_negated_product(node: Expr):
+    # -((-a) * b) = -(b * (-a)) = a * b: negation flips the sign bit and rounding is symmetric,
+    # so (-a) * b is exactly -(a * b) (nan and inf included)
+    if not (_is(node, Negative) and _is(node.inputs[0], Multiply)):
+        return None
+    left, right = node.inputs[0].inputs
+    if _is(left, Negative):
+        return _same_type(ops.multiply(left.inputs[0], right), node)
+    if _is(right, Negative):
+        return _same_type(ops.multiply(left, right.inputs[0]), node)
+    return None
+
+
 @matches(Add, Subtract)
 def sub_of_negative(node: Expr):
     # a - (-b) = a + b;  a + (-b) = a - b
@@ -197,19 +211,23 @@ def _flops(n: int, k: int, m: int) -> int:
 
 @matches(Matmul)
 def matmul_chain(node: Expr):
-    # (A B) C = A (B C): pick the association with fewer multiply-adds (2-D operands)
-    if not _is(node, Matmul) or any(i.ndim != 2 for i in node.inputs):
+    # (A B) C = A (B C): pick the association with fewer multiply-adds (2-D operands; A may
+    # carry leading batch axes, as a batched Jacobian's seeds do, when B and C are matrices)
+    if not _is(node, Matmul) or node.inputs[1].ndim != 2 or node.inputs[0].ndim < 2:
         return None
     left, right = node.inputs
-    if _is(left, Matmul) and all(i.ndim == 2 for i in left.inputs):
+    if _is(left, Matmul) and left.inputs[0].ndim >= 2 and left.inputs[1].ndim == 2:
         a, b = left.inputs
         c = right
-        now = _flops(a.shape[0], a.shape[1], b.shape[1]) + _flops(a.shape[0], b.shape[1],
-                                                                   c.shape[1])
-        other = _flops(b.shape[0], b.shape[1], c.shape[1]) + _flops(a.shape[0], a.shape[1],
+        batch = int(np.prod(a.shape[:-2], dtype=np.int64))
+        rows = batch * a.shape[-2]
+        now = _flops(rows, a.shape[-1], b.shape[1]) + _flops(rows, b.shape[1], c.shape[1])
+        other = _flops(b.shape[0], b.shape[1], c.shape[1]) + _flops(rows, a.shape[-1],
                                                                      c.shape[1])
         if other < now:
             return ops.matmul(a, ops.matmul(b, c))
+    if left.ndim != 2:
+        return None
     if _is(right, Matmul) and all(i.ndim == 2 for i in right.inputs):
         a = left
         b, c = right.inputs
@@ -222,7 +240,53 @@ def matmul_chain(node: Expr):
     return None
 
 
+@matches(Matmul)
+def matmul_of_scaled(node: Expr):
+    # (a c) @ B = a @ (B c) = (a @ B) c for a scalar constant c with |c| a power of two:
+    # scaling by 2^k commutes with every rounding of the product's terms and sums (short of
+    # overflow or subnormals, the same caveat as re-associating a matmul chain). The product,
+    # freed of the scale, may re-associate (matmul_chain); the scale then goes on the smallest
+    # of its two factors and the result, where it costs the fewest multiplications
+    if not _is(node, Matmul):
+        return None
+    for position in (0, 1):
+        scaled = node.inputs[position]
+        if not _is(scaled, Multiply):
+            continue
+        for k in (0, 1):
+            c, x = scaled.inputs[k], scaled.inputs[1 - k]
+            if c.is_const and c.size == 1 and c.ndim <= 1 and x.shape == scaled.shape \
+                    and x.dtype == scaled.dtype and _power_of_two(c):
+                pair = [node.inputs[0], node.inputs[1]]
+                pair[position] = x
+                inner = ops.matmul(*pair)
+                chained = matmul_chain(inner)
+                return _same_type(_place_scale(inner if chained is None else chained,
+                                               const(c.value.reshape(()))), node)
+    return None
+
+
+def _place_scale(product: Expr, c: Expr) -> Expr:
+    """``product * c`` with the scale on whichever of the product's two factors and its
+    result is smallest."""
+    left, right = product.inputs
+    smallest = min((left.size, 0), (right.size, 1), (product.size, 2))[1]
+    if smallest == 0 and _same_type(ops.multiply(left, c), left) is not None:
+        return ops.matmul(ops.multiply(left, c), right)
+    if smallest == 1 and _same_type(ops.multiply(right, c), right) is not None:
+        return ops.matmul(left, ops.multiply(right, c))
+    return ops.multiply(product, c)
+
+
+def _power_of_two(c: Expr) -> bool:
+    """True when the constant's one entry is +-2^k for an integer k >= 0."""
+    if c.dtype.kind != "f":
+        return False
+    mantissa, exponent = np.frexp(np.asarray(c.value).reshape(()))
+    return bool(abs(mantissa) == 0.5 and exponent >= 1)
+
+
 SIMPLIFY_RULES = [mul_by_one, mul_by_zero, add_zero, double_negation, sub_of_negative,
                   square_of_self, broadcast_into_elementwise, sum_of_broadcast,
                   reshape_of_scalar_broadcast, broadcast_of_unit_const, scale_of_scale,
-                  matmul_chain]
+                  matmul_chain, negation_of_negated_product, matmul_of_scaled]
