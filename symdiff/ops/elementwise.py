@@ -3,7 +3,11 @@
 Sub-gradient conventions at kinks (also in the README):
 ``relu'(0) = 0``; ``abs'(0) = 0`` (sign); ``leaky_relu'(0) = alpha``; ``hardtanh`` and ``clip``
 pass the gradient only strictly inside ``(lo, hi)``; ``maximum``/``minimum`` split the gradient
-equally between tied arguments (as JAX and PyTorch do).
+equally between tied arguments (as JAX and PyTorch do); ``elu'(0) = alpha``; ``mod`` takes the
+one-sided derivatives at its jumps.
+
+``erf``/``erfc`` need no SciPy: their NumPy kernel (kernels.erf_pair) uses fdlibm's rational
+approximations, within 1 ulp of ``math.erf``.
 
 Masks and signs inside these bprop rules are constants to later differentiation: routing goes
 through ``where`` (whose condition gets no gradient) and ``abs`` wraps its sign in
