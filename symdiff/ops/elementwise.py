@@ -851,7 +851,7 @@ class Mod(Binary):
 
     name, symbol, precedence = "mod", "%", PREC_MUL
     callable_by_name = True
-    sympy = staticmethod(lambda s, a, b: s.sp.Mod(a, b))
+    sympy = "Mod"
 
     def latex_form(self, inputs, parts):
         return (f"{latex_group(parts[0], PREC_MUL)} \\bmod {latex_group(parts[1], PREC_ATOM)}",
