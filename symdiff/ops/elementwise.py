@@ -689,7 +689,7 @@ Erfc = unary("erfc", math.erfc,
              "5.7e-296); derivative -2/sqrt(pi) e^(-x^2)", sympy="erfc",
              latex=r"\operatorname{erfc}")
 # 1/x as a true division: NumPy's reciprocal of an integer array is integer (1/2 = 0)
-Reciprocal = unary("reciprocal", None, lambda x, out, g: -(g * square(out)),
+Reciprocal = unary("reciprocal", kernels.scalar_reciprocal, lambda x, out, g: -(g * square(out)),
                    "1/x (always floating); derivative -1/x^2 = -out^2 (reuses out)",
                    lowering=lambda x: Infix("/", 1.0, x), sympy=lambda s, x: 1 / x,
                    latex_form=lambda inputs, parts: (f"\\frac{{1}}{{{parts[0][0]}}}",

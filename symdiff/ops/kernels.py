@@ -303,6 +303,11 @@ def scalar_gelu(x, approximate=False):
     return 0.5 * x * math.erfc(-x * _SQRT_HALF)
 
 
+def scalar_reciprocal(x):
+    """1/x; at 0 Python raises ZeroDivisionError and NumPy gives the signed inf."""
+    return 1.0 / x
+
+
 def scalar_log_sigmoid(x):
     """log(1 / (1 + e^-x)) = -softplus(-x)."""
     return -scalar_softplus(-x)
