@@ -30,6 +30,10 @@ from .tools.check import check_grad  # noqa: F401
 from .interop.parse import parse  # noqa: F401
 from .interop.sympy_io import from_sympy, to_sympy  # noqa: F401
 from .tools.report import report  # noqa: F401
+from .ops import (  # noqa: F401
+    arccos, arccosh, arcsin, arcsinh, arctan, arctan2, arctanh, cosh, elu, erf, erfc, gelu,
+    log_sigmoid, logaddexp, mod, reciprocal, silu, sinh)
+from .ops import argsort, cumsum, sort, std, variance  # noqa: F401
 
 __version__ = "0.1.0"
 from .batching import vmap  # noqa: F401

@@ -16,6 +16,7 @@ that fail because of a known bug outside symdiff/ops, marked xfail(strict=True) 
 """
 from __future__ import annotations
 
+import math
 import operator
 from dataclasses import dataclass, field
 from typing import Callable
@@ -26,6 +27,7 @@ import sympy as sp
 import symdiff as sd
 from symdiff.graph import apply
 from symdiff.ops.elementwise import dsigmoid, dtanh
+from symdiff.ops.reduce import Permute
 from symdiff.ops.shape import ScatterAdd
 
 # the function names of the public contract (API.md); each needs a row
@@ -33,7 +35,9 @@ API_FUNCTIONS = tuple(
     "exp log log1p expm1 sqrt square abs sin cos tan tanh sigmoid softplus relu leaky_relu "
     "hardtanh maximum minimum where clip power sum mean max min prod logsumexp norm matmul dot "
     "outer transpose reshape concatenate stack take broadcast_to softmax log_softmax argmax "
-    "floor round sign stop_gradient".split())
+    "floor round sign stop_gradient "
+    "log_sigmoid erf erfc gelu silu elu sinh cosh arcsin arccos arctan arcsinh arccosh arctanh "
+    "arctan2 logaddexp reciprocal mod variance std cumsum sort".split())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -345,6 +349,34 @@ def _sp_sigmoid(x):
     return 1 / (1 + sp.exp(-x))
 
 
+def _math_ref(fn):
+    """A math-module function elementwise, in the float dtype NumPy would give."""
+    def ref(x):
+        x = np.asarray(x)
+        dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
+        return np.vectorize(fn, otypes=[np.float64])(x).astype(dtype)
+    return ref
+
+
+def _elu_ref(x, alpha=1.0):
+    return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0)))
+
+
+def _gelu_ref(x, approximate=False):
+    x = np.asarray(x)
+    if approximate:
+        return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
+    return 0.5 * x * (1 + _math_ref(math.erf)(x / math.sqrt(2)))
+
+
+def _permute_build(v, order, axis):
+    return apply(Permute(axis), (v, sd.const(order)))
+
+
+def _permute_ref(v, order, axis):
+    return np.take_along_axis(v, order, axis=axis)
+
+
 # ---------------------------------------------------------------------------------------------
 # the table
 # ---------------------------------------------------------------------------------------------
@@ -583,4 +615,68 @@ ROWS: list[Row] = [
     Row("astype", sd.astype, lambda x, dtype: x.astype(dtype),
         [C((), dtype="float32"), C((3,), dtype="float32"), C((2, 3), dtype="float32")],
         rtol=2e-2, atol=2e-3, fwd_rtol=1e-7, adjoint_rtol=1e-6),
+    # round 2: more elementwise functions
+    _unary("sinh", sd.sinh, np.sinh, sympy=sp.sinh, float32=True),
+    _unary("cosh", sd.cosh, np.cosh, sympy=sp.cosh, float32=True),
+    _unary("arcsin", sd.arcsin, np.arcsin, uniform(-0.9, 0.9), sympy=sp.asin, float32=True),
+    _unary("arccos", sd.arccos, np.arccos, uniform(-0.9, 0.9), sympy=sp.acos, float32=True),
+    _unary("arctan", sd.arctan, np.arctan, uniform(-3.0, 3.0), sympy=sp.atan, float32=True),
+    _unary("arcsinh", sd.arcsinh, np.arcsinh, uniform(-3.0, 3.0), sympy=sp.asinh),
+    _unary("arccosh", sd.arccosh, np.arccosh, uniform(1.1, 3.0), sympy=sp.acosh),
+    _unary("arctanh", sd.arctanh, np.arctanh, uniform(-0.9, 0.9), sympy=sp.atanh,
+           float32=True),
+    _unary("erf", sd.erf, _math_ref(math.erf), uniform(-3.0, 3.0), sympy=sp.erf, float32=True),
+    _unary("erfc", sd.erfc, _math_ref(math.erfc), uniform(-3.0, 3.0), sympy=sp.erfc,
+           float32=True),
+    _unary("reciprocal", sd.reciprocal, lambda x: 1.0 / x, magnitude(0.5, 2.0),
+           sympy=lambda x: 1 / x, float32=True),
+    _unary("log_sigmoid", sd.log_sigmoid, lambda x: -np.log1p(np.exp(-x)), uniform(-4.0, 4.0),
+           sympy=lambda x: -sp.log(1 + sp.exp(-x)), float32=True),
+    _unary("silu", sd.silu, lambda x: x / (1 + np.exp(-x)), uniform(-4.0, 4.0),
+           sympy=lambda x: x / (1 + sp.exp(-x)), float32=True),
+    Row("elu", sd.elu, _elu_ref, [C(()), C((5,)), C((2, 3)), C((2, 3), alpha=0.5)],
+        domain=away_from(0.0), float32=True,
+        sympy=lambda x: sp.Piecewise((x, x > 0), (sp.exp(x) - 1, True)),
+        kinks=[Kink([[0.0, 2.0]], [[1.0, 1.0]]),
+               Kink([[0.0, 2.0]], [[0.5, 1.0]], {"alpha": 0.5})]),
+    Row("gelu", sd.gelu, _gelu_ref,
+        [C(()), C((5,)), C((2, 3)), C((), approximate=True), C((2, 3), approximate=True)],
+        domain=uniform(-4.0, 4.0), float32=True,
+        sympy=lambda x: x * (1 + sp.erf(x / sp.sqrt(2))) / 2),
+    Row("logaddexp", _binary(sd.logaddexp), _binary(np.logaddexp), BINARY_CASES, float32=True,
+        sympy=lambda a, b: sp.log(sp.exp(a) + sp.exp(b)),
+        kinks=[Kink([[1.0, -3.0], [1.0, -3.0]], [[0.5, 0.5], [0.5, 0.5]])],
+        bad=[C((2, 3), (2,))]),
+    Row("arctan2", _binary(sd.arctan2), _binary(np.arctan2), BINARY_CASES,
+        domain=magnitude(0.5, 2.0), float32=True, sympy=sp.atan2, bad=[C((2, 3), (2,))]),
+    # a % b away from its jumps: |a| <= 4 away from 0 and +-2.5 (the constant divisor), and
+    # |b| in [5, 6] so that floor(a/b) is 0 or -1 (both signs of both operands); no SymPy
+    # oracle: sympy.diff leaves Mod and floor underived
+    Row("mod", _binary(operator.mod), _binary(operator.mod), BINARY_CASES,
+        domain=[away_from(0.0, 2.5, -2.5, margin=0.2, lo=-4.0, hi=4.0), magnitude(5.0, 6.0)],
+        float32=True, bad=[C((2, 3), (2,))]),
+    # round 2: reductions and orderings
+    Row("variance", sd.variance, np.var,
+        REDUCE_CASES + [C((2, 3), axis=1, ddof=1), C((4,), ddof=2),
+                        C((2, 3, 2), axis=(0, 2), keepdims=True, ddof=1)],
+        float32=True, bad=[C((2, 3), axis=2), C((3,), ddof=3)]),
+    Row("std", sd.std, np.std,
+        REDUCE_CASES[1:] + [C((2, 3), axis=1, ddof=1), C((4,), ddof=2)],
+        float32=True, bad=[C((2, 3), axis=2), C((3,), ddof=3)]),
+    Row("cumsum", sd.cumsum, np.cumsum,
+        [C(()), C((4,)), C((2, 3)), C((2, 3), axis=0), C((2, 3), axis=1), C((2, 3), axis=-1),
+         C((2, 3, 2), axis=1)],
+        float32=True, bad=[C((2, 3), axis=2)]),
+    Row("sort", sd.sort, np.sort,
+        [C((5,)), C((2, 3)), C((2, 3), axis=0), C((2, 3), axis=-2), C((2, 3, 2), axis=1)],
+        domain=distinct(), float32=True, bad=[C((2, 3), axis=2), C(())]),
+    Row("argsort", sd.argsort, lambda x, axis=-1: np.argsort(x, axis=axis, kind="stable"),
+        [C((5,)), C((2, 3)), C((2, 3), axis=0)], domain=distinct(), gradient="none",
+        bad=[C((2, 3), axis=2)]),
+    # sort's gradient routing (internal)
+    Row("permute", _permute_build, _permute_ref,
+        [C((4,), order=np.array([2, 0, 3, 1]), axis=0, label="4-order2031"),
+         C((2, 3), order=np.array([[2, 0, 1], [0, 2, 1]]), axis=1, label="2x3-axis1"),
+         C((2, 3), order=np.array([[1, 0, 0], [0, 1, 1]]), axis=0, label="2x3-axis0")],
+        float32=True),
 ]

@@ -231,6 +231,25 @@ OPS = [
     _row("grad_of_take", lambda a, i: sd.grad(sd.sum(sd.sin(sd.take(a, i))), [a])[0],
          {"a": (5, 3), "i": ((6,), "int64")}),
     _unary("astype", lambda a: sd.astype(sd.astype(a, "float32"), "float64") * a),
+    # round 2: more elementwise functions and reductions
+    _unary("sinh", sd.sinh), _unary("cosh", sd.cosh), _unary("arcsin", sd.arcsin, (-0.9, 0.9)),
+    _unary("arccos", sd.arccos, (-0.9, 0.9)), _unary("arctan", sd.arctan),
+    _unary("arcsinh", sd.arcsinh), _unary("arccosh", sd.arccosh, (1.1, 3.0)),
+    _unary("arctanh", sd.arctanh, (-0.9, 0.9)), _unary("erf", sd.erf, (-6.0, 6.0)),
+    _unary("erfc", sd.erfc, (-6.0, 30.0)), _unary("reciprocal", sd.reciprocal, POS),
+    _unary("log_sigmoid", sd.log_sigmoid, (-40.0, 40.0)), _unary("silu", sd.silu, (-40, 40)),
+    _unary("elu", lambda a: sd.elu(a, 0.5)), _unary("gelu", sd.gelu, (-6.0, 6.0)),
+    _unary("gelu_tanh", lambda a: sd.gelu(a, approximate=True), (-6.0, 6.0)),
+    _row("logaddexp", sd.logaddexp, {"a": (3, 4), "b": (4,)}),
+    _row("arctan2", sd.arctan2, {"a": (3, 4), "b": (4,)}, POS),
+    _row("mod", lambda a, b: a % b, {"a": (3, 4), "b": (4,)}, POS),
+    *[_unary(f"{r.__name__}_{axis}_{ddof}", lambda a, r=r, axis=axis, ddof=ddof:
+             r(a, axis=axis, ddof=ddof), shape=(2, 3, 4))
+      for r in (sd.variance, sd.std) for axis, ddof in ((None, 0), (1, 1), ((0, 2), 0))],
+    _unary("cumsum", sd.cumsum), _unary("cumsum_0", lambda a: sd.cumsum(a, axis=0)),
+    _unary("sort", sd.sort, shape=(2, 3, 4)),
+    _unary("sort_0", lambda a: sd.sort(a, axis=0), shape=(2, 3, 4)),
+    _unary("argsort", sd.argsort, grad=False),
 ]
 
 

@@ -252,6 +252,45 @@ class Generator:
             return sd.norm(a)
         return getattr(sd, kind)(a, axis=axis, keepdims=keepdims)
 
+    def special(self, a):
+        """The functions of the second round of ops, each fed from inside its domain."""
+        kind = self.choice(["sinh", "cosh", "arcsin", "arccos", "arctan", "arcsinh", "arccosh",
+                            "arctanh", "erf", "erfc", "gelu", "silu", "log_sigmoid", "elu",
+                            "reciprocal", "logaddexp", "arctan2", "variance"]
+                           + ([] if self.scalar else ["mod", "std", "cumsum", "sort"]))
+        if kind in ("sinh", "cosh"):
+            return getattr(sd, kind)(sd.tanh(a) * 2.0 if self.rng.random() < 0.5 else a)
+        if kind in ("arcsin", "arccos", "arctanh"):
+            return getattr(sd, kind)(0.9 * sd.tanh(a))
+        if kind == "arccosh":
+            return sd.arccosh(self.positive(a) + 1.0)
+        if kind == "gelu":
+            return sd.gelu(a, approximate=bool(self.rng.random() < 0.5))
+        if kind == "elu":
+            return sd.elu(a, float(self.choice([1.0, 0.5])))
+        if kind == "reciprocal":
+            return sd.reciprocal(self.positive(a) if self.rng.random() < 0.7 else a)
+        if kind in ("logaddexp", "arctan2"):
+            b = self.partner(a)
+            return getattr(sd, kind)(*((a, b) if self.rng.random() < 0.5 else (b, a)))
+        if kind == "mod":
+            if self.rng.random() < 0.5:
+                return a % self.choice([0.7, -1.3, 2.0])
+            return a % (self.positive(self.partner(a)) * self.choice([1.0, -1.0]))
+        if kind in ("variance", "std"):
+            axis = None if self.scalar else self.axis_for(a.ndim)
+            ddof = int(self.rng.integers(0, 2))
+            return getattr(sd, kind)(a, axis=axis, keepdims=bool(self.rng.random() < 0.4),
+                                     ddof=ddof)
+        if kind in ("cumsum", "sort"):
+            axis = None if a.ndim == 0 else int(self.rng.integers(-a.ndim, a.ndim))
+            if kind == "sort" and axis is None:
+                raise Reject
+            if kind == "cumsum" and self.rng.random() < 0.3:
+                axis = None
+            return getattr(sd, kind)(a, axis=axis)
+        return getattr(sd, kind)(a)
+
     def softmax(self, a):
         if a.ndim == 0:
             raise Reject
@@ -370,7 +409,8 @@ class Generator:
         self.new_var(() if self.scalar else self.choice(SHAPES))
         families = ([self.unary] * 4 + [self.binary] * 4 + [self.reduction] * 2
                     + ([] if self.scalar else [self.softmax, self.linalg, self.linalg]
-                       + [self.shape_op] * 3))
+                       + [self.shape_op] * 3)
+                    + [self.special] * 2)
         built = 0
         attempts = 0
         while built < n_ops and attempts < 20 * n_ops:
@@ -477,6 +517,27 @@ def _bad_at(node, vals, out) -> str | None:
         return "prod of ~0" if np.any(np.abs(vals[0]) < 0.05) else None
     if name == "norm":
         return "norm near 0" if np.any(out < 0.05) else None
+    if name == "std":
+        return "std near 0" if np.any(out < 0.05) else None
+    if name == "elu":
+        return "elu kink" if _near(vals[0], 0.0) else None
+    if name == "reciprocal":
+        return "reciprocal of ~0" if np.any(np.abs(vals[0]) < 0.05) else None
+    if name in ("arcsin", "arccos", "arctanh"):
+        return f"{name} domain" if np.any(np.abs(vals[0]) > 0.99) else None
+    if name == "arccosh":
+        return "arccosh domain" if np.any(vals[0] < 1.01) else None
+    if name == "arctan2":
+        return "arctan2 near the origin" if np.any(vals[0] ** 2 + vals[1] ** 2 < 0.05) else None
+    if name == "mod":
+        a, b = np.broadcast_arrays(*vals)
+        if np.any(np.abs(b) < 0.05):
+            return "mod by ~0"
+        q = a / b
+        return "mod jump" if _near(q, np.round(q), MARGIN / np.max(np.abs(b))) else None
+    if name == "sort":
+        s = np.sort(np.asarray(vals[0], dtype=float), axis=node.op.axis)
+        return "sort tie" if np.any(np.diff(s, axis=node.op.axis) < MARGIN) else None
     return None
 
 
@@ -714,7 +775,8 @@ def _known_bug(problem: str) -> str | None:
 
 
 DIFFERENTIABLE_OPS = {row.op for row in ROWS if row.gradient == "fd"} - {
-    "scatter_add", "index_add",  # internal: built by the bprops of take and indexing
+    "scatter_add", "index_add", "permute",  # internal: built by the bprops of take, indexing
+                                            # and sort
     "dtanh", "dsigmoid",         # internal: built by the bprops of tanh and sigmoid
     "astype"}  # rounds to float32, beyond these float64 tolerances: its own row checks it
 

@@ -233,7 +233,6 @@ REJECTED = [
     ("x + None", 4),
     ("...", 0),
     ("x // y", 2),
-    ("x % y", 2),
     ("(x) & y", 4),
     ("x << 1", 2),
     ("x and y", 0),
@@ -651,7 +650,7 @@ def test_long_chains_with_deep_terms_and_numbers(monkeypatch):
 
 
 @pytest.mark.parametrize("text, where", [
-    ("+".join(["x"] * 5000) + " % 2", "%"),
+    ("+".join(["x"] * 5000) + " // 2", "//"),
     ("+".join(["x"] * 5000) + " + __chain", "__chain"),
     ("x < " + "+".join(["x"] * 5000) + " < x", "< x"),
     ("+".join(["x"] * 5000) + " + q", "+ q"),

@@ -43,6 +43,7 @@ import numpy as np
 from ..ops.kernels import SIGMOID_TAIL, TANH_TAIL
 
 from ..errors import InputError, SymdiffError
+from ..ops.kernels import erf_pair
 
 __all__ = ["namespace_for", "ArrayAPINamespace", "NAMES", "BLOCK"]
 
@@ -112,8 +113,9 @@ class _Unary:
     integer inputs promoted to float first when ``floating`` (as NumPy's transcendental
     functions do); ``out=`` is NumPy's in-place form (see :meth:`ArrayAPINamespace._store`)."""
 
-    def __init__(self, floating: bool = True):
+    def __init__(self, floating: bool = True, standard: str | None = None):
         self.floating = floating
+        self.standard = standard  # the standard's name when NumPy's differs (arcsin: asin)
 
     def __set_name__(self, owner, name):
         self.name = name
@@ -121,7 +123,7 @@ class _Unary:
     def __get__(self, adapter, owner=None):
         if adapter is None:
             return self
-        name, floating = self.name, self.floating
+        name, floating = self.standard or self.name, self.floating
 
         def method(x, out=None):
             x = adapter._float(x) if floating else adapter.asarray(x)
@@ -299,6 +301,35 @@ class ArrayAPINamespace:
     sqrt, sin, cos, tan, tanh = _Unary(), _Unary(), _Unary(), _Unary(), _Unary()
     square, sign, floor = _Unary(False), _Unary(False), _Unary(False)
     abs, round = _Unary(False), _Unary(False)  # noqa: A003 (the NumPy names)
+    sinh, cosh = _Unary(), _Unary()
+    arcsin, arccos, arctan = _Unary(standard="asin"), _Unary(standard="acos"), _Unary(
+        standard="atan")
+    arcsinh, arccosh = _Unary(standard="asinh"), _Unary(standard="acosh")
+    arctanh = _Unary(standard="atanh")
+
+    def erf(self, x, out=None):
+        """The error function: the NumPy kernel's rational approximations (ops/kernels.py
+        erf_pair), written with standard functions only."""
+        return self._store(out, erf_pair(self._float(x), _KernelNamespace(self))[0])
+
+    def erfc(self, x, out=None):
+        return self._store(out, erf_pair(self._float(x), _KernelNamespace(self))[1])
+
+    def gelu(self, x, approximate=False):
+        """x Phi(x) = 0.5 x erfc(-x/sqrt 2); the tanh form as x sigmoid(2u)."""
+        x = self._float(x)
+        if approximate:
+            c = math.sqrt(2.0 / math.pi)
+            return x * self.sigmoid(2.0 * c * (x + 0.044715 * (x * x * x)))
+        return 0.5 * x * erf_pair(-x * math.sqrt(0.5), _KernelNamespace(self))[1]
+
+    def logaddexp(self, a, b, out=None):
+        a, b = self._common(a, b)
+        return self._store(out, self.xp.logaddexp(self._float(a), self._float(b)))
+
+    def arctan2(self, a, b, out=None):
+        a, b = self._common(a, b)
+        return self._store(out, self.xp.atan2(self._float(a), self._float(b)))
 
     def sigmoid(self, x, out=None):
         """1 / (1 + e^-x) without overflow: e^-|x| never exceeds 1."""
@@ -377,6 +408,47 @@ class ArrayAPINamespace:
 
     def argmax(self, x, axis=None):
         return self.xp.argmax(self.asarray(x), axis=axis)
+
+    def var(self, x, axis=None, keepdims=False, correction=0):
+        return self.xp.var(self._float(x), axis=axis, keepdims=keepdims, correction=correction)
+
+    def std(self, x, axis=None, keepdims=False, correction=0):
+        return self.xp.std(self._float(x), axis=axis, keepdims=keepdims, correction=correction)
+
+    def cumsum(self, x, axis=None):
+        """``np.cumsum``: the standard's ``cumulative_sum``, of the flattened array when
+        ``axis`` is None; booleans and integers sum in the default integer dtype."""
+        x = self._summable(x)
+        if self._kind(x.dtype) == "i" and x.dtype != self.int_dtype():
+            x = self.xp.astype(x, self.int_dtype())
+        if axis is None:
+            x, axis = self.xp.reshape(x, (-1,)), 0
+        return self.xp.cumulative_sum(x, axis=axis)
+
+    def sort(self, x, axis=-1):
+        return self.xp.sort(self.asarray(x), axis=axis)
+
+    def argsort(self, x, axis=-1):
+        """Stable (ties keep their order), as the gradient of ``sort`` expects."""
+        return self.xp.argsort(self.asarray(x), axis=axis, stable=True)
+
+    def permute(self, v, order, axis):
+        """``take_along_axis(v, order, axis)`` for a permutation ``order`` of each slice: the
+        standard's 1-D ``take`` on the flattened array, with each slice's offset added."""
+        xp = self.xp
+        v, order = self.asarray(v), self.asarray(order)
+        moved = tuple(i for i in range(v.ndim) if i != axis) + (axis,)
+        v_last, order_last = xp.permute_dims(v, moved), xp.permute_dims(order, moved)
+        n = v.shape[axis]
+        rows = math.prod(v_last.shape[:-1])
+        offsets = self._index_array(np.arange(rows).reshape(v_last.shape[:-1] + (1,)) * n,
+                                    order)
+        flat = xp.reshape(xp.astype(order_last, offsets.dtype) + offsets, (-1,))
+        taken = xp.reshape(xp.take(xp.reshape(v_last, (-1,)), flat, axis=0), v_last.shape)
+        back = [0] * v.ndim
+        for position, source in enumerate(moved):
+            back[source] = position
+        return xp.permute_dims(taken, tuple(back))
 
     def logsumexp(self, x, axis=None, keepdims=False):
         """log(sum(exp(x))) with the max subtracted first; an all -inf slice gives -inf."""
@@ -756,6 +828,18 @@ def _pad(ns, v, axis, start, step, count, n):
     if n - start - count:
         parts.append(ns._zeros(shape[:axis] + [n - start - count] + shape[axis + 1:], v))
     return parts[0] if len(parts) == 1 else xp.concat(parts, axis=axis)
+
+
+class _KernelNamespace:
+    """The few functions the shared NumPy kernels (ops/kernels.py ``erf_pair``) call on
+    ``xp``, over an adapter: its NumPy-style ``where`` (Python numbers allowed) and the
+    standard's own elementwise functions."""
+
+    def __init__(self, adapter: ArrayAPINamespace):
+        xp = adapter.xp
+        self.where = adapter.where
+        self.abs, self.exp, self.trunc = xp.abs, xp.exp, xp.trunc
+        self.copysign, self.isnan = xp.copysign, xp.isnan
 
 
 #: every name generated code (the ops' lowering forms and the NumPy printer) may call on

@@ -16,6 +16,10 @@ from .nn import log_softmax, softmax  # noqa: F401
 from .reduce import argmax, logsumexp, max, mean, min, norm, prod, sum  # noqa: F401
 from .shape import (  # noqa: F401
     broadcast_to, concatenate, getitem, reshape, stack, take, transpose)
+from .elementwise import (  # noqa: F401
+    arccos, arccosh, arcsin, arcsinh, arctan, arctan2, arctanh, cosh, elu, erf, erfc, gelu,
+    log_sigmoid, logaddexp, mod, reciprocal, silu, sinh)
+from .reduce import argsort, cumsum, sort, std, variance  # noqa: F401
 
 from .elementwise import astype  # noqa: F401
 from . import dispatch  # noqa: F401,E402

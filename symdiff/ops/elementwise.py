@@ -3,7 +3,11 @@
 Sub-gradient conventions at kinks (also in the README):
 ``relu'(0) = 0``; ``abs'(0) = 0`` (sign); ``leaky_relu'(0) = alpha``; ``hardtanh`` and ``clip``
 pass the gradient only strictly inside ``(lo, hi)``; ``maximum``/``minimum`` split the gradient
-equally between tied arguments (as JAX and PyTorch do).
+equally between tied arguments (as JAX and PyTorch do); ``elu'(0) = alpha``; ``mod`` takes the
+one-sided derivatives at its jumps.
+
+``erf``/``erfc`` need no SciPy: their NumPy kernel (kernels.erf_pair) uses fdlibm's rational
+approximations: erf within 1 ulp of ``math.erf``, erfc within 4 ulps of ``math.erfc``.
 
 Masks and signs inside these bprop rules are constants to later differentiation: routing goes
 through ``where`` (whose condition gets no gradient) and ``abs`` wraps its sign in
@@ -20,7 +24,7 @@ from ..graph import Expr, apply, as_expr, broadcast_shapes, const
 from . import kernels
 from ..printing import latex_group
 from .base import (PREC_ADD, PREC_ATOM, PREC_CMP, PREC_MUL, PREC_POW, PREC_UNARY, Op,
-                   float_dtype, float_param)
+                   bool_param, float_dtype, float_param)
 from .lowering import Call, Infix, Prefix
 from .shape import BroadcastTo, Reshape, batch_elementwise, broadcast_to
 
@@ -819,3 +823,247 @@ def astype(x, dtype) -> Expr:
     if np.dtype(op.dtype) == x.dtype:
         return x
     return apply(op, (x,))
+
+
+# ---------------------------------------------------------------------------------------------
+# more unary functions: hyperbolic and inverse trigonometric, the error function, activations
+# ---------------------------------------------------------------------------------------------
+def _one_minus_square(x):
+    """1 - x^2 as (1 - x)(1 + x): no cancellation near |x| = 1, where arcsin' and arctanh' are
+    large."""
+    return (1 - x) * (1 + x)
+
+
+_TWO_OVER_SQRT_PI = 2 / math.sqrt(math.pi)
+_INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
+_SQRT_HALF = math.sqrt(0.5)
+
+Sinh = unary("sinh", math.sinh, lambda x, out, g: g * cosh(x),
+             "hyperbolic sine; derivative cosh x", sympy="sinh", latex=r"\sinh")
+Cosh = unary("cosh", math.cosh, lambda x, out, g: g * sinh(x),
+             "hyperbolic cosine; derivative sinh x", sympy="cosh", latex=r"\cosh")
+Arcsin = unary("arcsin", math.asin, lambda x, out, g: g / sqrt(_one_minus_square(x)),
+               "inverse sine on [-1, 1]; derivative 1/sqrt(1 - x^2) (inf at +-1)",
+               sympy="asin", latex=r"\arcsin")
+Arccos = unary("arccos", math.acos, lambda x, out, g: -(g / sqrt(_one_minus_square(x))),
+               "inverse cosine on [-1, 1]; derivative -1/sqrt(1 - x^2) (-inf at +-1)",
+               sympy="acos", latex=r"\arccos")
+Arctan = unary("arctan", math.atan, lambda x, out, g: g / (1 + square(x)),
+               "inverse tangent; derivative 1/(1 + x^2)", sympy="atan", latex=r"\arctan")
+Arcsinh = unary("arcsinh", math.asinh, lambda x, out, g: g / sqrt(1 + square(x)),
+                "inverse hyperbolic sine; derivative 1/sqrt(1 + x^2)", sympy="asinh",
+                latex=r"\operatorname{arsinh}")
+# sqrt(x - 1) sqrt(x + 1), not sqrt(x^2 - 1): x^2 - 1 cancels near x = 1
+Arccosh = unary("arccosh", math.acosh,
+                lambda x, out, g: g / (sqrt(x - 1) * sqrt(x + 1)),
+                "inverse hyperbolic cosine on [1, inf); derivative 1/sqrt(x^2 - 1), computed "
+                "as 1/(sqrt(x - 1) sqrt(x + 1)) (inf at 1)", sympy="acosh",
+                latex=r"\operatorname{arcosh}")
+Arctanh = unary("arctanh", math.atanh, lambda x, out, g: g / _one_minus_square(x),
+                "inverse hyperbolic tangent on (-1, 1); derivative 1/(1 - x^2)",
+                sympy="atanh", latex=r"\operatorname{artanh}")
+Erf = unary("erf", math.erf,
+            lambda x, out, g: g * (_TWO_OVER_SQRT_PI * exp(-square(x))),
+            "error function 2/sqrt(pi) int_0^x e^(-t^2) dt (a NumPy kernel within 1 ulp, no "
+            "SciPy); derivative 2/sqrt(pi) e^(-x^2)", sympy="erf",
+            latex=r"\operatorname{erf}")
+Erfc = unary("erfc", math.erfc,
+             lambda x, out, g: -(g * (_TWO_OVER_SQRT_PI * exp(-square(x)))),
+             "complementary error function 1 - erf(x), accurate in the tail (erfc(26) = "
+             "5.7e-296); derivative -2/sqrt(pi) e^(-x^2)", sympy="erfc",
+             latex=r"\operatorname{erfc}")
+# 1/x as a true division: NumPy's reciprocal of an integer array is integer (1/2 = 0)
+Reciprocal = unary("reciprocal", kernels.scalar_reciprocal, lambda x, out, g: -(g * square(out)),
+                   "1/x (always floating); derivative -1/x^2 = -out^2 (reuses out)",
+                   lowering=lambda x: Infix("/", 1.0, x), sympy=lambda s, x: 1 / x,
+                   latex_form=lambda inputs, parts: (f"\\frac{{1}}{{{parts[0][0]}}}",
+                                                     PREC_ATOM))
+# log sigmoid(x) = -softplus(-x): never overflows, and keeps its relative precision for x >> 0
+LogSigmoid = unary("log_sigmoid", kernels.scalar_log_sigmoid,
+                   lambda x, out, g: g * sigmoid(-x),
+                   "log(1/(1 + e^-x)) = -softplus(-x), computed without overflow; derivative "
+                   "1 - sigmoid(x) = sigmoid(-x)",
+                   lowering=lambda x: Prefix("-", Call("softplus", (Prefix("-", x),))),
+                   sympy=lambda s, x: -s.sp.log(1 + s.sp.exp(-x)), sympy_levels=4,
+                   latex=r"\log\sigma")
+# silu'(x) = s(x) + x s(x) s(-x) = s(x) + out s(-x)
+Silu = unary("silu", kernels.scalar_silu,
+             lambda x, out, g: g * (sigmoid(x) + out * sigmoid(-x)),
+             "x sigmoid(x) (swish); derivative sigmoid(x) + x sigmoid(x) sigmoid(-x)",
+             lowering=lambda x: Infix("*", x, Call("sigmoid", (x,))),
+             sympy=lambda s, x: x / (1 + s.sp.exp(-x)), sympy_levels=4)
+
+sinh, cosh, arcsin, arccos, arctan = Sinh(), Cosh(), Arcsin(), Arccos(), Arctan()
+arcsinh, arccosh, arctanh, erf, erfc = Arcsinh(), Arccosh(), Arctanh(), Erf(), Erfc()
+reciprocal, log_sigmoid, silu = Reciprocal(), LogSigmoid(), Silu()
+
+
+class Elu(Op):
+    """``elu(x, alpha)`` = x for x > 0, alpha (e^x - 1) otherwise (Clevert et al. 2015);
+    derivative 1 for x > 0 and alpha e^x for x <= 0, so elu'(0) = alpha (as PyTorch and JAX).
+    The lowering takes expm1 of min(x, 0): the branch not chosen never overflows."""
+
+    name = "elu"
+    sympy_levels, sympy_copies = 3, 3
+
+    def __init__(self, alpha=1.0):
+        super().__init__(alpha=float_param(alpha, "elu", "alpha"))
+
+    def sympy_form(self, s, x):
+        x = s.number(x)
+        return s.piecewise((x, s.sp.Gt(x, 0)),
+                           (s.float(self.alpha) * (s.sp.exp(x) - 1), s.sp.true))
+
+    def infer(self, x):
+        return x.shape, float_dtype(x.dtype)
+
+    scalar = staticmethod(kernels.scalar_elu)
+
+    def lower(self, x):
+        negative_part = Infix("*", self.alpha, Call("expm1", (Call("minimum", (x, 0.0)),)))
+        return Call("where", (Infix(">", x, 0), x, negative_part))
+
+    def bprop(self, inputs, out, g):
+        x = inputs[0]
+        # d/dx alpha (e^x - 1) = alpha e^x, the left branch at x = 0 too
+        return [where(x > 0, g, g * (self.alpha * exp(x)))]
+
+    def jvp(self, inputs, out, tangents):
+        return self.bprop(inputs, out, tangents[0])[0]
+
+
+def elu(x, alpha=1.0) -> Expr:
+    """Exponential linear unit: x for x > 0, alpha (e^x - 1) otherwise."""
+    return apply(Elu(alpha), (as_expr(x),))
+
+
+_GELU_C = math.sqrt(2 / math.pi)
+_GELU_K = 0.044715
+
+
+class Gelu(Op):
+    """``gelu(x)`` = x Phi(x), Phi the standard normal CDF (Hendrycks and Gimpel 2016),
+    computed as 0.5 x erfc(-x/sqrt 2); derivative Phi(x) + x phi(x), phi(x) =
+    e^(-x^2/2)/sqrt(2 pi). ``approximate=True``: the tanh form 0.5 x (1 + tanh(u)),
+    u = sqrt(2/pi) (x + 0.044715 x^3), written x sigmoid(2u) (as PyTorch's
+    ``approximate="tanh"``); derivative sigmoid(2u) + x sigmoid(2u) sigmoid(-2u) 2u'."""
+
+    name = "gelu"
+    sympy_levels, sympy_copies = 4, 2
+
+    def __init__(self, approximate=False):
+        super().__init__(approximate=bool_param(approximate, "gelu", "approximate"))
+
+    def sympy_form(self, s, x):
+        x, sp = s.number(x), s.sp
+        if self.approximate:
+            u = sp.sqrt(2 / sp.pi) * (x + sp.Rational(44715, 1000000) * x ** 3)
+            return x * (1 + sp.tanh(u)) / 2
+        return x * (1 + sp.erf(x / sp.sqrt(2))) / 2
+
+    def infer(self, x):
+        return x.shape, float_dtype(x.dtype)
+
+    scalar = staticmethod(kernels.scalar_gelu)
+
+    def lower(self, x):
+        return Call("gelu", (x,), (("approximate", self.approximate),))
+
+    def bprop(self, inputs, out, g):
+        x = inputs[0]
+        if self.approximate:
+            two_u = (2 * _GELU_C) * (x + _GELU_K * (x * square(x)))
+            s = sigmoid(two_u)
+            du = (2 * _GELU_C) * (1 + (3 * _GELU_K) * square(x))
+            return [g * (s + x * (s * sigmoid(-two_u)) * du)]
+        phi = _INV_SQRT_2PI * exp(-0.5 * square(x))
+        return [g * (0.5 * erfc(-_SQRT_HALF * x) + x * phi)]
+
+    def jvp(self, inputs, out, tangents):
+        return self.bprop(inputs, out, tangents[0])[0]
+
+
+def gelu(x, approximate=False) -> Expr:
+    """Gaussian error linear unit x Phi(x); ``approximate=True`` for the tanh form."""
+    return apply(Gelu(approximate), (as_expr(x),))
+
+
+# ---------------------------------------------------------------------------------------------
+# more binary functions: logaddexp, arctan2, mod
+# ---------------------------------------------------------------------------------------------
+class Logaddexp(Binary):
+    """log(e^a + e^b), computed stably by NumPy's logaddexp; gradients g sigmoid(a - b) and
+    g sigmoid(b - a) (the softmax of the pair), so the second derivative at a == b is
+    sigmoid'(0) = 1/4, not a 0/0."""
+
+    name, lowering, commutative = "logaddexp", "logaddexp", True
+    scalar = staticmethod(kernels.scalar_logaddexp)
+    callable_by_name = True
+    sympy = staticmethod(lambda s, a, b: s.sp.log(s.sp.exp(a) + s.sp.exp(b)))
+    sympy_levels = 3
+
+    def result_dtype(self, a, b):
+        return float_dtype(np.result_type(a.dtype, b.dtype))
+
+    def bprop(self, inputs, out, g):
+        a, b = inputs
+        return [g * sigmoid(a - b), g * sigmoid(b - a)]
+
+
+class Arctan2(Binary):
+    """The angle of the point (x, y), in (-pi, pi]: ``arctan2(y, x)`` as NumPy; gradients
+    g x/(x^2 + y^2) to y and -g y/(x^2 + y^2) to x (undefined at the origin)."""
+
+    name, lowering = "arctan2", "arctan2"
+    scalar = staticmethod(math.atan2)
+    callable_by_name = True
+    sympy = "atan2"
+
+    def result_dtype(self, a, b):
+        return float_dtype(np.result_type(a.dtype, b.dtype))
+
+    def bprop(self, inputs, out, g):
+        y, x = inputs
+        scale = g / (square(x) + square(y))
+        return [scale * x, -(scale * y)]
+
+
+class Mod(Binary):
+    """a mod b, the remainder with the sign of the divisor (Python's and NumPy's ``%``):
+    a - floor(a/b) b. Gradients g to a and -g floor(a/b) to b (the quotient is locally
+    constant; at the jumps, where a/b is an integer, these are the one-sided derivatives)."""
+
+    name, symbol, precedence = "mod", "%", PREC_MUL
+    callable_by_name = True
+    numpy_names = ("remainder",)  # np.remainder, np.mod and ndarray % Expr (ops/dispatch.py)
+    sympy = "Mod"
+
+    def latex_form(self, inputs, parts):
+        return (f"{latex_group(parts[0], PREC_MUL)} \\bmod {latex_group(parts[1], PREC_ATOM)}",
+                PREC_MUL)
+
+    def result_dtype(self, a, b):
+        if a.dtype == bool and b.dtype == bool:
+            raise DTypeError("mod: both operands are boolean masks")
+        return np.result_type(a.dtype, b.dtype)
+
+    def bprop(self, inputs, out, g):
+        a, b = inputs
+        # a mod b = a - floor(a/b) b; the floor is a constant to differentiation
+        quotient = stop_gradient(floor(a / b))
+        return [g, -(g * quotient)]
+
+
+def logaddexp(a, b) -> Expr:
+    """log(e^a + e^b) elementwise, without overflow."""
+    return apply(Logaddexp(), _pair(a, b))
+
+
+def arctan2(y, x) -> Expr:
+    """Elementwise angle of (x, y) in (-pi, pi], as ``np.arctan2(y, x)``."""
+    return apply(Arctan2(), _pair(y, x))
+
+
+def mod(a, b) -> Expr:
+    """a mod b with the sign of b, as ``np.mod`` and Python's ``%``."""
+    return apply(Mod(), _pair(a, b))

@@ -90,7 +90,8 @@ FORMS = (Arg, Call, Infix, Prefix, Attr, Subscript, Tuple)
 #: the Python operator behind each infix and prefix symbol
 BINARY = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
           "**": operator.pow, "@": operator.matmul, "<": operator.lt, "<=": operator.le,
-          ">": operator.gt, ">=": operator.ge, "==": operator.eq, "!=": operator.ne}
+          ">": operator.gt, ">=": operator.ge, "==": operator.eq, "!=": operator.ne,
+          "%": operator.mod}
 UNARY = {"-": operator.neg}
 
 

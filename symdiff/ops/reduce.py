@@ -1,4 +1,6 @@
-"""Reductions: sum mean max min prod logsumexp norm argmax, with ``axis`` and ``keepdims``.
+"""Reductions: sum mean max min prod logsumexp norm argmax variance std, with ``axis`` and
+``keepdims``; and the axis-wise scans and orderings cumsum, sort and argsort (with permute, the
+permutation along an axis that routes sort's gradient).
 
 Each bprop first restores the reduced axes of the upstream gradient (``_expand``: a reshape that
 re-inserts them with size 1) and then broadcasts against the input, so every reduction shares one
@@ -12,11 +14,11 @@ from ..errors import ShapeError, SymdiffError, expect_bool
 from ..graph import Expr, apply, as_expr, const
 from ..printing import PREC_MUL, latex_escape, latex_group
 from .base import (Op, axes_param, bool_param, check_axis_range, float_dtype, int_param,
-                   normalize_axis)
+                   normalize_axis, normalize_single_axis)
 from .kernels import scalar_identity
 from .lowering import Call
 from .elementwise import equal, exp, stop_gradient, where
-from .shape import broadcast_to, reshape
+from .shape import broadcast_to, getitem, reshape
 
 
 def _kept_shape(shape: tuple, axes: tuple | None) -> tuple:
@@ -271,3 +273,218 @@ def argmax(x, axis=None) -> Expr:
         axis = axis[0]
     return apply(Argmax(axis), (x,))
 
+
+
+# ---------------------------------------------------------------------------------------------
+# variance and standard deviation
+# ---------------------------------------------------------------------------------------------
+class Variance(Reduce):
+    """NumPy's ``var``: mean((x - mean(x))^2) * n/(n - ddof) over ``axis`` (n entries per
+    slice); gradient 2 (x - mean(x)) / (n - ddof) times g. Named ``variance`` because
+    ``sd.var`` makes a variable."""
+
+    name, lowering, keep_dtype = "variance", "var", False
+    sympy = staticmethod(lambda s, x: s.sp.S.Zero)  # the variance of one number
+
+    def __init__(self, axis=None, keepdims=False, ddof=0):
+        Op.__init__(self, axis=axes_param(axis, self.name),
+                    keepdims=bool_param(keepdims, self.name, "keepdims"),
+                    ddof=int_param(ddof, self.name, "ddof"))
+
+    def infer(self, x):
+        shape, dtype = super().infer(x)
+        if self._count(x) - self.ddof <= 0:
+            raise ShapeError(f"{self.name}: ddof={self.ddof} leaves no degrees of freedom in "
+                             f"{self._count(x)} entries per slice of shape {x.shape}")
+        return shape, dtype
+
+    def _count(self, x: Expr) -> int:
+        axes = range(x.ndim) if self.axis is None else self.axis
+        return int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
+
+    def lower(self, x):
+        return Call(self.lowering, (x,), (("axis", self.axis), ("keepdims", self.keepdims),
+                                          ("ddof", self.ddof)))
+
+    def lower_standard(self, x):
+        return Call(self.lowering, (x,), (("axis", self.axis), ("keepdims", self.keepdims),
+                                          ("correction", self.ddof)))
+
+    def _centered(self, x: Expr) -> Expr:
+        return x - apply(Mean(self.axis, keepdims=True), (x,))
+
+    def bprop(self, inputs, out, g):
+        x = inputs[0]
+        # d/dx sum((x - m)^2)/(n - ddof) = 2 (x - m)/(n - ddof): the terms through m sum to 0
+        scale = 2.0 / (self._count(x) - self.ddof)
+        return [self._centered(x) * (self._expand(g, x) * scale)]
+
+
+class Std(Variance):
+    """NumPy's ``std``: sqrt(variance(x, axis, ddof)); gradient (x - mean(x)) / ((n - ddof)
+    out) times g. At zero variance (a constant slice) that is 0/0 = nan, as in PyTorch and
+    JAX: the square root has no derivative at 0."""
+
+    name, lowering = "std", "std"
+
+    def bprop(self, inputs, out, g):
+        x = inputs[0]
+        count = self._count(x) - self.ddof
+        return [self._centered(x) * (self._expand(g, x) / (count * self._expand(out, x)))]
+
+
+def _moment(cls):
+    def reduce(x, axis=None, keepdims=False, ddof=0) -> Expr:
+        x = as_expr(x)
+        axes = normalize_axis(axis, x.ndim, cls.name, x.shape)
+        return apply(cls(axes, expect_bool(keepdims, "keepdims", cls.name), ddof), (x,))
+    reduce.__name__ = reduce.__qualname__ = cls.name
+    reduce.__doc__ = f"{cls.__doc__}\n\n``{cls.name}(x, axis=None, keepdims=False, ddof=0)``"
+    return reduce
+
+
+variance = _moment(Variance)
+std = _moment(Std)
+
+
+# ---------------------------------------------------------------------------------------------
+# scans and orderings along one axis: cumsum, sort (and argsort and permute, its gradient)
+# ---------------------------------------------------------------------------------------------
+def _reverse(e: Expr, axis: int) -> Expr:
+    """``e`` reversed along ``axis`` (a basic slice)."""
+    return getitem(e, (slice(None),) * axis + (slice(None, None, -1),))
+
+
+class Cumsum(Op):
+    """Running sum along ``axis`` (``None``: of the flattened input, as NumPy); gradient: the
+    running sum of g taken from the end, cumsum(g[::-1])[::-1] (the transpose of the lower
+    triangular matrix of ones)."""
+
+    name = "cumsum"
+
+    def __init__(self, axis=None):
+        super().__init__(axis=None if axis is None else int_param(axis, "cumsum", "axis"))
+
+    def infer(self, x):
+        if self.axis is None:
+            return (x.size,), Sum.result_dtype(self, x.dtype)
+        check_axis_range(self.axis, x.ndim, "cumsum", x.shape)
+        return x.shape, Sum.result_dtype(self, x.dtype)
+
+    def lower(self, x):
+        return Call("cumsum", (x,), (("axis", self.axis),))
+
+    def bprop(self, inputs, out, g):
+        x = inputs[0]
+        axis = 0 if self.axis is None else self.axis
+        back = _reverse(apply(Cumsum(axis), (_reverse(g, axis),)), axis)
+        return [reshape(back, x.shape) if self.axis is None else back]
+
+    def jvp(self, inputs, out, tangents):
+        return apply(self, (tangents[0],))
+
+
+def cumsum(x, axis=None) -> Expr:
+    """Cumulative sum along ``axis``; ``axis=None`` flattens first (as ``np.cumsum``)."""
+    x = as_expr(x)
+    if axis is not None:
+        axis = normalize_single_axis(axis, x.ndim, "cumsum", x.shape)
+    return apply(Cumsum(axis), (x,))
+
+
+class Argsort(Op):
+    """The indices that sort ``x`` along ``axis`` (a stable sort: ties keep their order);
+    integer, no gradient."""
+
+    name = "argsort"
+    differentiable = False
+
+    def __init__(self, axis=-1):
+        super().__init__(axis=int_param(axis, "argsort", "axis"))
+
+    def infer(self, x):
+        check_axis_range(self.axis, x.ndim, "argsort", x.shape)
+        return x.shape, np.dtype(np.int64)
+
+    def lower(self, x):
+        return Call("argsort", (x,), (("axis", self.axis), ("kind", "stable")))
+
+    def lower_standard(self, x):
+        return Call("argsort", (x,), (("axis", self.axis),))  # the standard's is stable
+
+
+class Permute(Op):
+    """``v`` rearranged along ``axis`` by the permutation ``order`` of each slice:
+    ``take_along_axis(v, order, axis)`` where every slice of ``order`` is a permutation (the
+    gradient routing of ``sort``). Linear in ``v``; its transpose is the permutation by the
+    inverse ``argsort(order)``. ``order`` gets no gradient."""
+
+    name = "permute"
+    callable_by_name = False  # internal: built by sort's rules
+
+    def __init__(self, axis):
+        super().__init__(axis=int_param(axis, "permute", "axis"))
+
+    def infer(self, v, order):
+        check_axis_range(self.axis, v.ndim, "permute", v.shape)
+        if order.shape != v.shape or order.dtype.kind not in "iu":
+            raise ShapeError(f"permute: the order must be an integer array of the values' "
+                             f"shape {v.shape}, got {order.dtype} {order.shape}")
+        return v.shape, v.dtype
+
+    def lower(self, v, order):
+        return Call("take_along_axis", (v, order), (("axis", self.axis),))
+
+    def lower_standard(self, v, order):
+        return Call("permute", (v, order), (("axis", self.axis),))
+
+    def bprop(self, inputs, out, g):
+        inverse = stop_gradient(apply(Argsort(self.axis), (inputs[1],)))
+        return [apply(Permute(self.axis), (g, inverse)), None]
+
+    def jvp(self, inputs, out, tangents):
+        if tangents[0] is None:
+            return None
+        return apply(self, (tangents[0], inputs[1]))
+
+
+class Sort(Op):
+    """``x`` sorted ascending along ``axis``. Locally a permutation p = argsort(x), so the
+    gradient routes g back through it: g permuted by the inverse permutation argsort(p).
+    Ties: the stable argsort decides which tied entry gets which position's gradient (as
+    JAX's); the values are equal there, so any assignment is a valid sub-gradient."""
+
+    name = "sort"
+
+    def __init__(self, axis=-1):
+        super().__init__(axis=int_param(axis, "sort", "axis"))
+
+    def infer(self, x):
+        check_axis_range(self.axis, x.ndim, "sort", x.shape)
+        return x.shape, x.dtype
+
+    def lower(self, x):
+        return Call("sort", (x,), (("axis", self.axis),))
+
+    def _order(self, x: Expr) -> Expr:
+        """argsort(x): a constant to differentiation (the permutation is locally fixed)."""
+        return stop_gradient(apply(Argsort(self.axis), (x,)))
+
+    def bprop(self, inputs, out, g):
+        inverse = stop_gradient(apply(Argsort(self.axis), (self._order(inputs[0]),)))
+        return [apply(Permute(self.axis), (g, inverse))]
+
+    def jvp(self, inputs, out, tangents):
+        return apply(Permute(self.axis), (tangents[0], self._order(inputs[0])))
+
+
+def sort(x, axis=-1) -> Expr:
+    """``x`` sorted ascending along ``axis`` (default the last), as ``np.sort``."""
+    x = as_expr(x)
+    return apply(Sort(normalize_single_axis(axis, x.ndim, "sort", x.shape)), (x,))
+
+
+def argsort(x, axis=-1) -> Expr:
+    """The indices that sort ``x`` along ``axis`` (stable), as ``np.argsort``; no gradient."""
+    x = as_expr(x)
+    return apply(Argsort(normalize_single_axis(axis, x.ndim, "argsort", x.shape)), (x,))
