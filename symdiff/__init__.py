@@ -28,4 +28,6 @@ from .tools.check import check_grad  # noqa: F401
 from .interop.parse import parse  # noqa: F401
 from .interop.sympy_io import from_sympy, to_sympy  # noqa: F401
 
+from . import testing  # noqa: F401 (sd.testing.check_backward)
+
 __version__ = "0.1.0"
