@@ -65,7 +65,21 @@ class Expr:
     __slots__ = ("op", "inputs", "shape", "dtype", "name", "value", "seq", "size", "uniform",
                  "__weakref__")
     __hash__ = object.__hash__
-    __array_ufunc__ = None  # make `ndarray * Expr` defer to Expr.__rmul__
+    # NumPy's protocols (NEP 13, NEP 18): ``np.tanh(x)``, ``ndarray * x`` and ``np.dot(W, x)``
+    # build symdiff nodes; the table is derived from the ops (see symdiff.ops.dispatch)
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        return _ops.dispatch.array_ufunc(ufunc, method, inputs, kwargs, _ops)
+
+    def __array_function__(self, func, types, args, kwargs):
+        return _ops.dispatch.array_function(func, args, kwargs, _ops)
+
+    def __array__(self, dtype=None, copy=None):
+        # an Expr never becomes an (object) array: ndarray methods such as W0.dot(x) convert
+        # their argument this way, bypassing the protocols above
+        raise SymdiffError(
+            "a symbolic expression cannot become a NumPy array; an ndarray method such as "
+            "W0.dot(x) bypasses NumPy's dispatch: write W0 @ x or np.dot(W0, x) (or use "
+            "symdiff's functions), and sd.compile the graph to get numbers")
 
     def __init__(self, op, inputs, shape, dtype, name=None, value=None):
         self.op = op
@@ -150,9 +164,80 @@ class Expr:
     def __ne__(self, other): return _ops.not_equal(self, other)  # type: ignore[override]
     def __getitem__(self, index): return _ops.getitem(self, index)
 
+    def __mod__(self, other): return _op_function("mod")(self, other)
+    def __rmod__(self, other): return _op_function("mod")(other, self)
+
     @property
     def T(self) -> "Expr":
         return _ops.transpose(self)
+
+    # -- NumPy habits: ndarray's methods, each calling the op function of the same meaning ----
+    def __len__(self) -> int:
+        if not self.shape:
+            raise ShapeError("len() of a scalar expression (shape ()) is undefined")
+        return self.shape[0]
+
+    def sum(self, axis=None, keepdims=False) -> "Expr":
+        """``sd.sum(x, axis, keepdims)``."""
+        return _ops.sum(self, axis=axis, keepdims=keepdims)
+
+    def mean(self, axis=None, keepdims=False) -> "Expr":
+        """``sd.mean(x, axis, keepdims)``."""
+        return _ops.mean(self, axis=axis, keepdims=keepdims)
+
+    def max(self, axis=None, keepdims=False) -> "Expr":
+        """``sd.max(x, axis, keepdims)``."""
+        return _ops.max(self, axis=axis, keepdims=keepdims)
+
+    def min(self, axis=None, keepdims=False) -> "Expr":
+        """``sd.min(x, axis, keepdims)``."""
+        return _ops.min(self, axis=axis, keepdims=keepdims)
+
+    def prod(self, axis=None, keepdims=False) -> "Expr":
+        """``sd.prod(x, axis, keepdims)``."""
+        return _ops.prod(self, axis=axis, keepdims=keepdims)
+
+    def var(self, axis=None, keepdims=False, ddof=0) -> "Expr":
+        """The variance, ``sd.variance(x, axis, keepdims, ddof)`` (NumPy's ``x.var()``)."""
+        return _op_function("variance")(self, axis=axis, keepdims=keepdims, ddof=ddof)
+
+    def std(self, axis=None, keepdims=False, ddof=0) -> "Expr":
+        """``sd.std(x, axis, keepdims, ddof)``."""
+        return _op_function("std")(self, axis=axis, keepdims=keepdims, ddof=ddof)
+
+    def reshape(self, *shape) -> "Expr":
+        """``x.reshape(2, 3)`` or ``x.reshape((2, 3))``, as ndarray."""
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = shape[0]
+        return _ops.reshape(self, tuple(shape))
+
+    def transpose(self, *axes) -> "Expr":
+        """``x.transpose()``, ``x.transpose(1, 0)`` or ``x.transpose((1, 0))``, as ndarray."""
+        if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], (tuple, list))):
+            axes = axes[0]
+        return _ops.transpose(self, tuple(axes) if axes else None)
+
+    def squeeze(self, axis=None) -> "Expr":
+        """``sd.squeeze(x, axis)``."""
+        return _op_function("squeeze")(self, axis=axis)
+
+    def dot(self, other) -> "Expr":
+        """``sd.dot(x, other)``."""
+        return _ops.dot(self, other)
+
+    def clip(self, lo=None, hi=None) -> "Expr":
+        """``sd.clip(x, lo, hi)``; a missing bound is unbounded (as ndarray.clip)."""
+        if lo is None and hi is None:
+            raise SymdiffError("clip: give lo, hi or both")
+        if lo is None:
+            return _ops.minimum(self, hi)
+        if hi is None:
+            return _ops.maximum(self, lo)
+        return _ops.clip(self, lo, hi)
+
+    def astype(self, dtype) -> "Expr":
+        """``sd.astype(x, dtype)``: the values converted to ``dtype`` (no gradient to integers)."""
+        return _ops.astype(self, dtype)
 
 
 def _uniform_value(value: np.ndarray):
@@ -470,6 +555,16 @@ def broadcast_shapes(*shapes: tuple, opname: str = "broadcast") -> tuple:
     except ValueError:
         shown = " and ".join(fmt_shape(s) for s in shapes)
         raise ShapeError(f"{opname}: shapes {shown} cannot be broadcast together") from None
+
+
+def _op_function(name: str):
+    """The op function ``name``, looked up when called (an op defined by a later module or
+    extension is found; a missing one is a clear error, not an AttributeError)."""
+    function = getattr(_ops, name, None)
+    if function is None:
+        raise SymdiffError(f"the function {name!r} is not available in this version of "
+                           f"symdiff")
+    return function
 
 
 from . import ops as _ops  # noqa: E402  (operators above call the op functions)

@@ -17,5 +17,8 @@ from .reduce import argmax, logsumexp, max, mean, min, norm, prod, sum  # noqa: 
 from .shape import (  # noqa: F401
     broadcast_to, concatenate, getitem, reshape, stack, take, transpose)
 
+from .elementwise import astype  # noqa: F401
+from . import dispatch  # noqa: F401,E402
+
 FUNCTIONS = {name: globals()[name] for name, cls in REGISTRY.items()
              if cls.callable_by_name and callable(globals().get(name))}

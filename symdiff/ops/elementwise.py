@@ -116,7 +116,8 @@ Square = unary("square", kernels.scalar_square, lambda x, out, g: g * (2 * x),
                "x^2; derivative 2x", keep_dtype=True, sympy=lambda s, x: x ** 2,
                latex_form=lambda inputs, parts: (f"{latex_group(parts[0])}^{{2}}", PREC_POW))
 Abs = unary("abs", abs, lambda x, out, g: g * _sign_const(x),
-            "|x|; derivative sign(x), 0 at x = 0", keep_dtype=True, sympy="Abs")
+            "|x|; derivative sign(x), 0 at x = 0", keep_dtype=True, sympy="Abs",
+            numpy_names=("absolute",))
 Sin = unary("sin", math.sin, lambda x, out, g: g * cos(x), "sine; derivative cos x",
             sympy="sin", latex=r"\sin")
 Cos = unary("cos", math.cos, lambda x, out, g: -(g * sin(x)), "cosine; derivative -sin x",
@@ -151,7 +152,8 @@ _FLOOR_KEEPS_DTYPE = np.floor(np.zeros((), dtype=np.int64)).dtype == np.int64
 Floor = unary("floor", kernels.scalar_floor, None, "largest integer <= x; no gradient",
               keep_dtype=_FLOOR_KEEPS_DTYPE, differentiable=False, sympy="floor")
 Round = unary("round", kernels.scalar_round, None, "round half to even (NumPy); no gradient",
-              keep_dtype=True, differentiable=False, sympy=lambda s, x: s.round(x))
+              keep_dtype=True, differentiable=False, sympy=lambda s, x: s.round(x),
+              numpy_names=("rint",))
 Sign = unary("sign", kernels.scalar_sign, None, "-1, 0 or 1; no gradient", keep_dtype=True,
              differentiable=False, sympy="sign")
 
@@ -307,6 +309,7 @@ class Divide(Binary):
     """a / b; gradients g / b and -g a / b^2 = -g out / b."""
 
     name, symbol, precedence = "divide", "/", PREC_MUL
+    numpy_names = ("true_divide",)  # NumPy's other name (numpy dispatch, ops/dispatch.py)
     sympy = staticmethod(lambda s, a, b: a / b)
 
     def latex_form(self, inputs, parts):
@@ -635,3 +638,55 @@ def greater(a, b): return apply(Greater(), _pair(a, b))
 def greater_equal(a, b): return apply(GreaterEqual(), _pair(a, b))
 def equal(a, b): return apply(Equal(), _pair(a, b))
 def not_equal(a, b): return apply(NotEqual(), _pair(a, b))
+
+
+# ---------------------------------------------------------------------------------------------
+# dtype conversion
+# ---------------------------------------------------------------------------------------------
+class Cast(Op):
+    """``x.astype(dtype)``: the values of ``x`` as ``dtype`` (float <-> float keeps the value up
+    to rounding; float -> int truncates toward zero as NumPy; -> bool is ``x != 0``).
+
+    Derivative: between float dtypes the cast is the identity up to rounding, so the gradient
+    is ``g`` cast back to the input's dtype. A cast to an integer is piecewise constant: it has
+    no gradient (a requested one raises UndefinedGradientError); a cast to bool is a mask.
+    """
+
+    name = "astype"
+
+    def __init__(self, dtype):
+        from ..graph import normalize_dtype
+        super().__init__(dtype=normalize_dtype(dtype).name)
+
+    @property
+    def differentiable(self) -> bool:  # type: ignore[override]
+        return np.dtype(self.dtype).kind == "f"
+
+    def infer(self, x):
+        return x.shape, np.dtype(self.dtype)
+
+    def lower(self, x):
+        return Call("asarray", (x,), (("dtype", self.dtype),))
+
+    def bprop(self, inputs, out, g):
+        x = inputs[0]
+        # d astype(x)/dx = 1 between float dtypes; integer inputs take no gradient
+        return [astype(g, x.dtype) if x.dtype.kind == "f" else None]
+
+    def jvp(self, inputs, out, tangents):
+        return astype(tangents[0], out.dtype)
+
+
+def astype(x, dtype) -> Expr:
+    """``x`` converted to ``dtype`` (``"float32"``, ``"float64"``, ``"int64"``, ``"int32"``,
+    ``"bool"``); the node itself when ``x`` has that dtype already (as ``astype(copy=False)``).
+
+    >>> import symdiff as sd
+    >>> sd.astype(sd.var("x", (2,)), "float32").dtype
+    dtype('float32')
+    """
+    x = as_expr(x)
+    op = Cast(dtype)
+    if np.dtype(op.dtype) == x.dtype:
+        return x
+    return apply(op, (x,))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ShapeError, expect_bool
+from ..errors import ShapeError, SymdiffError, expect_bool
 from ..graph import Expr, apply, as_expr, const
 from ..printing import PREC_MUL, latex_escape, latex_group
 from .base import (Op, axes_param, bool_param, check_axis_range, float_dtype, int_param,
@@ -178,6 +178,15 @@ class Norm(Reduce):
     underflow nor overflow; gradient g x / out (undefined at x = 0, where it gives nan)."""
 
     name, keep_dtype = "norm", False
+    numpy_names = ("linalg.norm",)  # np.linalg.norm (ops/dispatch.py), through numpy_call
+
+    @staticmethod
+    def numpy_call(x, ord=None, axis=None, keepdims=False):  # noqa: A002 (NumPy's name)
+        """``np.linalg.norm``: the default (2-norm / Frobenius) order only."""
+        if ord is not None:
+            raise SymdiffError(f"numpy.linalg.norm: ord={ord!r} is not supported by symdiff "
+                               f"(only the default L2/Frobenius norm)")
+        return norm(x, axis=axis, keepdims=keepdims)
     sympy = "Abs"  # the L2 norm of one number
 
     scalar = staticmethod(abs)

@@ -291,6 +291,13 @@ class Take(Op):
 
     name = "take"
 
+    @staticmethod
+    def numpy_call(a, indices, axis=None):
+        """``np.take``: ``axis=None`` (NumPy's default) gathers from the flattened array."""
+        if axis is None:
+            return take(reshape(a, (-1,)), indices, axis=0)
+        return take(a, indices, axis=axis)
+
     def __init__(self, axis=0):
         super().__init__(axis=int_param(axis, "take", "axis"))
 
