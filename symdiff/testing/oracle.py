@@ -33,6 +33,7 @@ from ..errors import (ShapeError, SymdiffError, argument_error, describe, expect
 from ..graph import Expr, var
 from ..grad import vjp
 from ..compiler import compile as compile_graph
+from ..transforms import _user_line
 
 DEFAULT_RTOL = {"float64": 1e-6, "float32": 1e-3}
 KINK_SAMPLE = 24      # wrong entries probed by one-sided differences (worst first)
@@ -133,7 +134,7 @@ class BackwardReport:
 # argument handling
 # ---------------------------------------------------------------------------------------------
 def _label(fn) -> str:
-    return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+    return getattr(fn, "__name__", None) or repr(fn)
 
 
 def _input_array(value, position: int) -> np.ndarray:
@@ -255,10 +256,14 @@ class _Symbolic:
         try:
             result = forward(*traced_args)
         except Exception as exc:
+            shown = ", ".join(f"{names[k]}: {fmt_shape(arrays[k].shape)}"
+                              for k in self.float_positions)
+            line = _user_line(exc, forward)
+            where = f" at {line}" if line else ""
             raise SymdiffError(
                 f"check_backward: symdiff cannot trace {self.forward_name}: calling it on "
-                f"symdiff variables ({', '.join(names[k] for k in self.float_positions)}) "
-                f"raised {type(exc).__name__}: {exc}") from exc
+                f"symdiff variables ({shown}) raised {type(exc).__name__}{where}: "
+                f"{exc}") from exc
         self.out = _output_of(result, self.forward_name, cache)
         inputs = [self.variables[k] for k in self.float_positions]
         self.input_names = [names[k] for k in self.float_positions]
