@@ -496,13 +496,12 @@ class _Trial:
 def _compare(expected, got, rtol, atol) -> tuple:
     scale = float(np.max(np.abs(expected), initial=0.0))
     floor = (rtol * scale if scale > 0 else rtol) if atol is None else atol
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore"):
         diff = np.abs(got - expected)
         allowed = floor + rtol * np.abs(expected)
         wrong = ~(diff <= allowed)
-        badness = float(np.max(np.where(np.isfinite(diff), diff / allowed, np.inf),
-                               initial=0.0))
-    return wrong, badness
+        badness = float(np.max(diff / allowed, initial=0.0))  # nan propagates: see below
+    return wrong, (np.inf if np.isnan(badness) else badness)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -624,9 +623,11 @@ def _diagnose(name, trial: _Trial, symbolic, values64, slot, wrt_index, sizes, s
     max_abs = float(np.max(diff, initial=0.0))
     max_rel = max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else np.inf)
     mismatches = int(np.count_nonzero(wrong))
-    ranked = np.argsort(-diff.ravel(), kind="stable")
-    if mismatches:
-        ranked = ranked[wrong.ravel()[ranked]]
+    candidates = np.flatnonzero(wrong) if mismatches else np.arange(diff.size)
+    if candidates.size > WORST_SHOWN:  # a partial sort: inputs can have millions of entries
+        top = np.argpartition(-diff.ravel()[candidates], WORST_SHOWN)[:WORST_SHOWN]
+        candidates = candidates[top]
+    ranked = candidates[np.argsort(-diff.ravel()[candidates], kind="stable")]
     shown = [(tuple(int(i) for i in np.unravel_index(i, e.shape)), float(e.flat[i]),
               float(g.flat[i])) for i in ranked[:WORST_SHOWN]]
     report = InputReport(name, e.shape, True, "ok", max_abs, max_rel, mismatches, e.size, shown)
