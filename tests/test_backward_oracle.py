@@ -389,3 +389,18 @@ def test_every_ops_own_bprop_passes(row, case):
         return row.build(*xs, **case.params)
     report = check_backward(forward, _bprop_backward(row, case), *arrays)
     assert report.ok, report
+
+
+def test_a_cache_pair_without_cache_true_is_named():
+    with pytest.raises(sd.SymdiffError, match=r"pass cache=True"):
+        check_backward(relu_forward, relu_backward, np.ones(3))
+
+
+def test_report_object():
+    report = check_backward(affine_forward, affine_backward_mean, *_affine_inputs())
+    assert not bool(report) and report.max_abs_err == report["b"].max_abs_err
+    worst = report["b"].worst
+    assert len(worst) == 3 and all(len(entry) == 3 for entry in worst)
+    index, expected, got = worst[0]
+    assert isinstance(index, tuple) and abs(got * 4 - expected) < 1e-12
+    assert report["b"].mismatches == 3 and report["b"].size == 3

@@ -221,6 +221,10 @@ def _output_of(result, forward_name: str, cache: bool) -> Expr:
             raise SymdiffError(f"check_backward: with cache=True, {forward_name} must return "
                                f"(out, cache), got {describe(result)}")
         result = result[0]
+    if isinstance(result, tuple) and not cache:
+        raise SymdiffError(f"check_backward: {forward_name} returned a tuple of "
+                           f"{len(result)}; a forward returns one array (for a CS231n-style "
+                           f"(out, cache) pair, pass cache=True)")
     if isinstance(result, Expr):
         if result.dtype.kind != "f":
             raise SymdiffError(f"check_backward: {forward_name} returns a {result.dtype} "
