@@ -14,7 +14,7 @@ from .ops import (  # noqa: F401
     leaky_relu, log, log1p, log_softmax, logsumexp, matmul, max, maximum, mean, min, minimum,
     norm, outer, power, prod, relu, reshape, round, sigmoid, sign, sin, softmax, softplus, sqrt,
     square, stack, stop_gradient, sum, take, tan, tanh, transpose, where)
-from .ops import astype  # noqa: F401
+from .ops import astype, define_op  # noqa: F401
 from .grad import grad, hessian, hvp, jacobian, jvp, vjp  # noqa: F401
 from .compiler import compile, compile_grad  # noqa: F401
 from .transforms import jit, value_and_grad  # noqa: F401

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import sys
 import threading
 from collections import OrderedDict
 from typing import Callable

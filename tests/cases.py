@@ -163,6 +163,7 @@ class Row:
     bugs: dict = field(default_factory=dict)  # check -> (reason, case texts or None for all)
     kinks: list = field(default_factory=list)  # Kink points: the documented sub-gradients
     bad: list = field(default_factory=list)    # cases whose build must raise sd.ShapeError
+    adjoint_rtol: float | None = None  # <Jv, u> vs <v, J^T u> (None: test_ops' default)
 
     def case_id(self, case: Case) -> str:
         return f"{self.op}-{case.text(self.sep)}"
@@ -554,4 +555,8 @@ ROWS: list[Row] = [
     Row("stop_gradient", _stop_gradient(sd), _stop_gradient(np),
         UNARY_CASES + [C((2, 3), inner="floor", label="2x3-of_floor")],
         gradient="zero"),
+    # dtype conversion: float64 -> float32 rounds, so derivative checks get float32 tolerances
+    Row("astype", sd.astype, lambda x, dtype: x.astype(dtype),
+        [C((), dtype="float32"), C((3,), dtype="float32"), C((2, 3), dtype="float32")],
+        rtol=2e-2, atol=2e-3, fwd_rtol=1e-7, adjoint_rtol=1e-6),
 ]

@@ -230,6 +230,7 @@ OPS = [
     _unary("grad_of_getitem", lambda a: sd.grad(sd.sum(sd.sin(a[A([0, 2, 2])])), [a])[0]),
     _row("grad_of_take", lambda a, i: sd.grad(sd.sum(sd.sin(sd.take(a, i))), [a])[0],
          {"a": (5, 3), "i": ((6,), "int64")}),
+    _unary("astype", lambda a: sd.astype(sd.astype(a, "float32"), "float64") * a),
 ]
 
 

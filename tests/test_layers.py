@@ -32,8 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent / PACKAGE
 # first name after "symdiff." -> layer rank (low to high); "" is symdiff/__init__.py itself
 LAYERS: dict[str, int] = {
     "errors": 0, "graph": 1, "printing": 2, "ops": 3, "grad": 4, "rewrite": 5, "lower": 6,
-    "compile": 7, "compiler": 7, "inputs": 7, "transforms": 7, "interop": 8, "tools": 9, "training": 10,
-    "testing": 10,  # checking hand-written backprop: above tools, below cli
+    "compile": 7, "compiler": 7, "inputs": 7, "transforms": 7, "interop": 8, "tools": 9,
+    "training": 10, "testing": 10,  # testing: hand-written backprop, above tools, below cli
     "cli": 11, "": 12,
 }
 

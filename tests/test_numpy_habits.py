@@ -157,3 +157,40 @@ def test_astype_gradients():
     with pytest.raises(sd.UndefinedGradientError, match="astype"):
         sd.grad(sd.sum(x.astype("int64") * 2.0), x)
     assert x.astype("float64") is x
+
+
+def test_numpy_functions_named_after_methods_call_them():
+    # np.var is variance (sd.var makes variables): it goes through x.var(), as np.std and
+    # np.squeeze go through x.std() and x.squeeze()
+    from symdiff import ops
+    x = sd.var("x", (3, 1))
+    for call, name in [(lambda: np.var(x, axis=0), "variance"), (lambda: np.std(x), "std"),
+                       (lambda: np.squeeze(x), "squeeze")]:
+        if hasattr(ops, name):
+            assert isinstance(call(), sd.Expr)
+        else:
+            with pytest.raises(sd.SymdiffError, match=name):
+                call()
+    assert isinstance(np.astype(x, "float32"), sd.Expr)
+    assert isinstance(np.prod(x), sd.Expr)
+
+
+@pytest.mark.parametrize("numpy_name, call", [
+    ("einsum", lambda A, x: np.einsum("ij,j->i", A, x)),
+    ("tensordot", lambda A, x: np.tensordot(A, x, axes=1)),
+    ("linalg.inv", lambda A, x: np.linalg.inv(A)),
+    ("linalg.det", lambda A, x: np.linalg.det(A)),
+    ("cumsum", lambda A, x: np.cumsum(x)),
+    ("flip", lambda A, x: np.flip(x)),
+])
+def test_functions_dispatch_once_symdiff_has_them(numpy_name, call):
+    # derived table: a symdiff function of NumPy's name (or an op's numpy_names alias) is
+    # dispatched to with no edit here; until then the NumPy function is named in the error
+    from symdiff.ops.dispatch import builder_for
+    from symdiff import ops
+    A, x = sd.var("A", (3, 3)), sd.var("x", (3,))
+    if builder_for(numpy_name, ops) is not None:
+        assert isinstance(call(A, x), sd.Expr)
+    else:
+        with pytest.raises(sd.SymdiffError, match=f"numpy.{numpy_name} is not supported"):
+            call(A, x)

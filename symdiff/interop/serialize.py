@@ -113,6 +113,11 @@ def dumps(exprs) -> str:
             entry = {"kind": "const", "shape": list(node.shape), "dtype": str(node.dtype),
                      "data": base64.b64encode(data.tobytes()).decode("ascii")}
         else:
+            if REGISTRY.get(node.op.name) is not type(node.op):  # a user op (sd.define_op)
+                raise GraphFileError(
+                    f"cannot save the user-defined op {node.op.name!r} (sd.define_op): its "
+                    f"NumPy forward and bprop are Python functions, which a graph file does not "
+                    f"hold; rebuild the graph in the loading process instead")
             entry = {"kind": "op", "op": node.op.name,
                      "params": {k: _to_json(v) for k, v in node.op.params},
                      "inputs": [index[id(i)] for i in node.inputs],

@@ -192,6 +192,11 @@ class ArrayAPINamespace:
             return "f"
         return "c"
 
+    def astype(self, x, dtype: str):
+        """``x`` converted to the dtype named ``dtype`` (``"float32"``...), the standard's
+        ``astype`` with this library's dtype object."""
+        return self.xp.astype(self.asarray(x), getattr(self.xp, dtype))
+
     def asarray(self, value, dtype=None, device=None):
         """``value`` as an array of this library: Python scalars get the dtype of their kind
         (floats: :meth:`float_dtype`), NumPy arrays keep theirs."""

@@ -54,6 +54,8 @@ class FormPrinter:
             parts = [self.print(a, args) for a in form.args]
             parts += [f"{k}={self.quoter.value(v)}" for k, v in form.params]
             parts += [f"out={out}"] if out else []
+            if callable(form.fn):  # a user op's forward: bound as a constant, as a value is
+                return f"{self.quoter.bind(form.fn)}({', '.join(parts)})"
             return f"{self.prefix}{form.fn}({', '.join(parts)})"
         if isinstance(form, Infix):
             text = (f"{self.print(form.left, args, operand=True)} {form.symbol} "
@@ -81,7 +83,7 @@ def describe(node: Expr, text: str, label: str | None = None) -> str:
 def _is_ufunc_call(form) -> bool:
     """A call of a NumPy ufunc on the inputs and values, without keyword params."""
     return (isinstance(form, Call) and not form.params
-            and isinstance(getattr(np, form.fn, None), np.ufunc)
+            and isinstance(form.fn, str) and isinstance(getattr(np, form.fn, None), np.ufunc)
             and not any(isinstance(a, (Call, Infix, Prefix, Attr, Subscript, Tuple))
                         for a in form.args))
 

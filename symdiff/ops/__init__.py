@@ -19,6 +19,7 @@ from .shape import (  # noqa: F401
 
 from .elementwise import astype  # noqa: F401
 from . import dispatch  # noqa: F401,E402
+from .custom import define_op  # noqa: F401,E402
 
 FUNCTIONS = {name: globals()[name] for name, cls in REGISTRY.items()
              if cls.callable_by_name and callable(globals().get(name))}

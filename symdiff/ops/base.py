@@ -82,7 +82,7 @@ class Op:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        if cls.__dict__.get("name"):
+        if cls.__dict__.get("name") and not cls.__dict__.get("user_defined"):
             REGISTRY[cls.name] = cls
 
     def __setattr__(self, key, value):

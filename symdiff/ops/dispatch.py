@@ -7,7 +7,8 @@ function of this package with the same name (``np.tanh`` -> ``tanh``, ``np.sum``
 plus the aliases an op declares on itself (``numpy_names = ("absolute",)`` on ``abs``,
 ``("linalg.inv",)`` on ``inv``). An op whose public function takes NumPy's arguments in another
 form declares ``numpy_call`` (a function with NumPy's signature). So an op added later gets
-dispatch by defining itself, when its name is NumPy's.
+dispatch by defining itself, when its name is NumPy's. Last, a NumPy function named after one
+of Expr's ndarray-style methods calls the method (``np.var(x)`` is ``x.var()``, the variance).
 
 Anything else raises SymdiffError naming the NumPy function (never an object array of nodes):
 a function symdiff lacks (``numpy.fft.fft``), a ufunc method other than a call
@@ -15,6 +16,7 @@ a function symdiff lacks (``numpy.fft.fft``), a ufunc method other than a call
 """
 from __future__ import annotations
 
+import inspect
 import threading
 
 from ..errors import SymdiffError
@@ -80,6 +82,17 @@ def builder_for(numpy_function_name: str, package):
     return None
 
 
+def _method_of(name: str, args):
+    """``np.var(x, ...)`` as ``x.var(...)``: a NumPy function named after one of Expr's
+    ndarray-style methods calls that method on its first argument (as NumPy itself does for
+    array-likes), so ``np.var`` means variance although ``sd.var`` makes variables."""
+    from ..graph import Expr
+    method = Expr.__dict__.get(name) if "." not in name and not name.startswith("_") else None
+    if not args or not isinstance(args[0], Expr) or not inspect.isfunction(method):
+        return None
+    return lambda *call_args, **kwargs: method(*call_args, **kwargs)
+
+
 def _call(qualified: str, builder, args, kwargs):
     try:
         return builder(*args, **kwargs)
@@ -93,7 +106,7 @@ def array_function(func, args, kwargs, package):
     ops package)."""
     name = numpy_name(func)
     qualified = f"numpy.{name}"
-    builder = builder_for(name, package)
+    builder = builder_for(name, package) or _method_of(name, args)
     if builder is None:
         raise SymdiffError(f"{qualified} is not supported by symdiff (no symdiff function of "
                            f"that name); write the expression with symdiff's functions")

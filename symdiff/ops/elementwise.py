@@ -668,6 +668,9 @@ class Cast(Op):
     def lower(self, x):
         return Call("asarray", (x,), (("dtype", self.dtype),))
 
+    def lower_standard(self, x):
+        return Call("astype", (x,), (("dtype", self.dtype),))
+
     def bprop(self, inputs, out, g):
         x = inputs[0]
         # d astype(x)/dx = 1 between float dtypes; integer inputs take no gradient

@@ -48,7 +48,9 @@ class Arg(_Form):
 
 
 class Call(_Form):
-    """``xp.fn(*args, **dict(params))``."""
+    """``xp.fn(*args, **dict(params))``; ``fn`` is a name in ``xp``, or a Python callable (a
+    user op's NumPy forward, :func:`symdiff.ops.custom.define_op`), which the printers bind as
+    a constant of the generated code (never printed as text)."""
     __slots__ = ("fn", "args", "params")
 
     def __init__(self, fn: str, args: tuple, params: tuple = ()):
@@ -102,7 +104,7 @@ def evaluator(form, xp, convert=None):
     """
     n = _in_order(form)
     if n is not None and isinstance(form, Call):
-        fn = getattr(xp, form.fn)
+        fn = function_of(form, xp)
         return functools.partial(fn, **dict(form.params)) if form.params else fn
     if n is not None and isinstance(form, Infix):
         return BINARY[form.symbol]
@@ -110,6 +112,12 @@ def evaluator(form, xp, convert=None):
         return UNARY[form.symbol]
     run = _compile(form, xp, convert)
     return lambda *values: run(values)
+
+
+def function_of(call: Call, xp):
+    """The function a ``Call`` form calls: its callable itself, or ``xp``'s function of its
+    name."""
+    return call.fn if callable(call.fn) else getattr(xp, call.fn)
 
 
 def _in_order(form):
@@ -132,7 +140,7 @@ def _compile(form, xp, convert):
     if isinstance(form, Arg):
         return operator.itemgetter(form.index)
     if isinstance(form, Call):
-        fn, kwargs = getattr(xp, form.fn), dict(form.params)
+        fn, kwargs = function_of(form, xp), dict(form.params)
         parts = [_compile(a, xp, convert) for a in form.args]
         return lambda values: fn(*[p(values) for p in parts], **kwargs)
     if isinstance(form, Infix):
