@@ -103,13 +103,14 @@ def _parse_shapes(items) -> dict:
     return shapes
 
 
-def _check_names(option: str, names, by_name: dict) -> None:
+def _check_names(option: str, names, by_name: dict, what: str = "variables of the expression",
+                 known: str = "its variables") -> None:
     """SymdiffError (exit status 2) for a name that is not a variable of the expression."""
     unknown = [n for n in names if n not in by_name]
     if unknown:
         raise SymdiffError(f"{option}: {', '.join(map(repr, unknown))} "
-                           f"{'is' if len(unknown) == 1 else 'are'} not variables of the "
-                           f"expression (its variables: {', '.join(sorted(by_name)) or 'none'})")
+                           f"{'is' if len(unknown) == 1 else 'are'} not {what} "
+                           f"({known}: {', '.join(sorted(by_name)) or 'none'})")
 
 
 def _parse_point(text: str | None, variables, rng) -> dict:
@@ -242,7 +243,8 @@ def check_command(args) -> int:
     names = [p.name for p in params]
     known = {n: None for n in names}
     for option, given in (("--shape", shapes), ("--int", integers), ("--positive", positive)):
-        _check_names(option, given, known)
+        _check_names(option, given, known, "among the parameters of the forward",
+                     "its parameters")
     rng = np.random.default_rng(args.seed)
     inputs = []
     for p in params:

@@ -140,7 +140,7 @@ def test_check_command_options(layers, capsys):
     (["cli_layers:affine_forward", "cli_layers:affine_backward", "--shape", "x=4x10,w=10x5"],
      "no shape given for 'b'"),
     (["cli_layers:affine_forward", "cli_layers:affine_backward", "--shape", "q=3"],
-     "'q' is not"),
+     "'q' is not among the parameters"),
     (["cli_layers:affine_forward", "cli_layers:affine_backward",
       "--shape", "x=4x10,w=10x5,b=4"], "shape"),
 ])

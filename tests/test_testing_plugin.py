@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import tomllib
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -46,8 +45,9 @@ ARGS = rng.normal(size=(4, 3)), rng.normal(size=(3, 2)), rng.normal(size=2)
 
 
 def test_pyproject_declares_the_entry_point():
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    assert project["entry-points"]["pytest11"] == {"symdiff": "symdiff.testing.pytest_plugin"}
+    text = (ROOT / "pyproject.toml").read_text()
+    section = text.split("[project.entry-points.pytest11]\n", 1)[1].split("\n[", 1)[0]
+    assert 'symdiff = "symdiff.testing.pytest_plugin"' in section.splitlines()
 
 
 def test_fixture_passes_and_fails_with_the_report(pytester):
@@ -128,7 +128,6 @@ def test_strategies_skip(symdiff_check):
     symdiff_check.strategies
 
 def test_import_names_the_dependency():
-    from symdiff.errors import SymdiffError
     with pytest.raises(ImportError, match="needs Hypothesis"):
         import symdiff.testing.strategies
 ''')
@@ -137,9 +136,8 @@ def test_import_names_the_dependency():
     result.assert_outcomes(passed=2, skipped=1)
 
 
-def test_loading_the_plugin_imports_neither_hypothesis_nor_the_checker_twice():
-    code = ("import sys, time; t = time.perf_counter(); "
-            "import symdiff.testing.pytest_plugin; "
+def test_loading_the_plugin_does_not_import_hypothesis():
+    code = ("import sys; import symdiff.testing.pytest_plugin; "
             "print('hypothesis' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=ROOT, check=True).stdout.split()
