@@ -53,11 +53,11 @@ def _as_array(value, name: str, who: str) -> np.ndarray:
         raise SymdiffError(f"{who}: argument {name!r} is a symbolic expression; call the "
                            f"transformed function on arrays or numbers (or call the original "
                            f"function to build a graph)")
-    if isinstance(value, bool) or not isinstance(value, (np.ndarray, np.generic, int, float)):
+    if not isinstance(value, (np.ndarray, np.generic, int, float)):
         raise SymdiffError(f"{who}: argument {name!r} must be a NumPy array or a number, got "
                            f"{type(value).__name__}")
     array = np.asarray(value)
-    if isinstance(value, int) and not isinstance(value, bool):
+    if isinstance(value, int) and not isinstance(value, bool):  # a Python bool stays a bool
         array = array.astype(np.int64)
     return array
 

@@ -94,6 +94,10 @@ CASES = [
     _row("composite", lambda x, y: sd.sigmoid(x * y) + sd.log1p(x ** 2) - sd.softplus(-y) / 3),
     _row("shared_subexpression", lambda x, y: (lambda s: s * s + s / y)(sd.tanh(x) + y)),
     _row("nested_piecewise", lambda x, y: sd.leaky_relu(sd.leaky_relu(x - 0.2) + y, 0.2)),
+    # points exact in float32, so the cast's rounding is nil and values compare at float64's
+    # tolerance (SymPy sees a float cast as the identity)
+    _row("astype", lambda x, y: sd.astype(sd.astype(x * y, "float32"), "float64") + x,
+         [(0.5, 0.25), (1.5, -0.75), (-2.0, 0.125), (0.375, 3.0)]),
 ]
 
 DIFF_CASES = [case for case in CASES if case.values[2]]

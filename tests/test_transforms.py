@@ -123,3 +123,10 @@ def test_sd_calls_and_np_calls_mix():
     np.testing.assert_allclose(g, _numeric_grad(
         lambda w: np.log(np.sum(np.exp(np.tanh(w)))) + w.mean(), [np.linspace(-1, 1, 4)], 0),
         rtol=1e-6)
+
+
+def test_bools_and_integer_arrays_are_traced_with_their_dtypes():
+    f = sd.jit(lambda x, flag, idx: np.where(flag, x, -x)[idx])
+    np.testing.assert_allclose(f(np.arange(3.0), True, np.array([2, 0])), [2.0, 0.0])
+    np.testing.assert_allclose(f(np.arange(3.0), False, np.array([2, 0])), [-2.0, 0.0])
+    assert f.cache_size() == 1

@@ -671,6 +671,11 @@ class Cast(Op):
     def lower_standard(self, x):
         return Call("astype", (x,), (("dtype", self.dtype),))
 
+    def sympy_form(self, s, *args):
+        # between float dtypes the cast is the identity up to rounding (SymPy's values are
+        # exact); a cast to an integer or bool has no SymPy form here
+        return args[0] if np.dtype(self.dtype).kind == "f" else None
+
     def bprop(self, inputs, out, g):
         x = inputs[0]
         # d astype(x)/dx = 1 between float dtypes; integer inputs take no gradient
