@@ -404,3 +404,8 @@ def test_report_object():
     index, expected, got = worst[0]
     assert isinstance(index, tuple) and abs(got * 4 - expected) < 1e-12
     assert report["b"].mismatches == 3 and report["b"].size == 3
+
+
+def test_a_bad_upstream_is_named():
+    with pytest.raises(sd.SymdiffError, match="upstream must be a numeric array"):
+        check_backward(lambda x: x * 2.0, lambda g, x: 2 * g, np.ones(3), upstream=["a"] * 3)

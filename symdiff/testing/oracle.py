@@ -137,18 +137,18 @@ def _label(fn) -> str:
     return getattr(fn, "__name__", None) or repr(fn)
 
 
-def _input_array(value, position: int) -> np.ndarray:
+def _input_array(value, what: str) -> np.ndarray:
     if isinstance(value, Expr):
-        raise SymdiffError(f"check_backward: input {position} is a symdiff Expr; pass NumPy "
-                           f"arrays (the forward is traced on variables shaped like them)")
+        raise SymdiffError(f"check_backward: {what} is a symdiff Expr; pass NumPy arrays "
+                           f"(the forward is traced on variables shaped like them)")
     try:
         arr = np.asarray(value)
     except Exception as exc:  # any conversion failure is the caller's input
-        raise SymdiffError(f"check_backward: input {position} ({describe(value)}) is not "
-                           f"an array: {exc}") from None
+        raise SymdiffError(f"check_backward: {what} ({describe(value)}) is not an array: "
+                           f"{exc}") from None
     if arr.dtype.kind not in "biuf":
-        raise SymdiffError(f"check_backward: input {position} must be a numeric array, got "
-                           f"dtype {arr.dtype} ({describe(value)})")
+        raise SymdiffError(f"check_backward: {what} must be a numeric array, got dtype "
+                           f"{arr.dtype} ({describe(value)})")
     if arr.dtype.kind == "f" and arr.dtype not in (np.float32, np.float64):
         arr = arr.astype(np.float64)
     return arr
@@ -555,7 +555,7 @@ def check_backward(forward, backward, *inputs, upstream=None, wrt=None, rtol=Non
     expect_choice(kinks, "kinks", function, ("allow", "fail"))
     if cache not in (True, False):
         raise argument_error(function, "cache", "True or False", cache)
-    arrays = [_input_array(a, k) for k, a in enumerate(inputs)]
+    arrays = [_input_array(a, f"input {k}") for k, a in enumerate(inputs)]
     names = _input_names(forward, len(arrays), names)
     wrt_positions = _resolve_wrt(wrt, names, arrays)
     float_arrays = [arrays[k] for k in range(len(arrays)) if arrays[k].dtype.kind == "f"]
@@ -571,11 +571,10 @@ def check_backward(forward, backward, *inputs, upstream=None, wrt=None, rtol=Non
     out_shape = symbolic.out.shape
     upstreams = []
     if upstream is not None:
-        u = _input_array(upstream, -1) if not isinstance(upstream, Expr) else None
-        if u is None or u.shape != out_shape:
-            shape = "an Expr" if u is None else fmt_shape(u.shape)
-            raise ShapeError(f"check_backward: upstream has shape {shape}, but the forward's "
-                             f"output has shape {fmt_shape(out_shape)}")
+        u = _input_array(upstream, "upstream")
+        if u.shape != out_shape:
+            raise ShapeError(f"check_backward: upstream has shape {fmt_shape(u.shape)}, but "
+                             f"the forward's output has shape {fmt_shape(out_shape)}")
         upstreams.append(u.astype(np.float64))
     rng = np.random.default_rng(seed)
     upstreams += [np.asarray(rng.standard_normal(out_shape)) for _ in range(trials)]
