@@ -35,5 +35,7 @@ from .ops import (  # noqa: F401
     log_sigmoid, logaddexp, mod, reciprocal, silu, sinh)
 from .ops import argsort, cumsum, sort, std, variance  # noqa: F401
 
+from . import testing  # noqa: F401 (sd.testing.check_backward)
+
 __version__ = "0.1.0"
 from .batching import vmap  # noqa: F401

@@ -1,5 +1,7 @@
 """The ``symdiff`` command: ``symdiff demo``, ``symdiff grad "EXPR" --wrt x,y`` and
-``symdiff report "EXPR" --wrt x,y -o page.html``.
+``symdiff report "EXPR" --wrt x,y -o page.html``;
+``symdiff check MODULE:forward MODULE:backward --shape x=4x10`` (a hand-written backward
+against the exact gradient; exit status 1 when a gradient is wrong).
 
 ``demo`` is the main job: Goodfellow's MLP loss compiled into a gradient function, checked
 against finite differences, its pruned gradient graph summarized and its NumPy code shown; then
@@ -102,13 +104,14 @@ def _parse_shapes(items) -> dict:
     return shapes
 
 
-def _check_names(option: str, names, by_name: dict) -> None:
+def _check_names(option: str, names, by_name: dict, what: str = "variables of the expression",
+                 known: str = "its variables") -> None:
     """SymdiffError (exit status 2) for a name that is not a variable of the expression."""
     unknown = [n for n in names if n not in by_name]
     if unknown:
         raise SymdiffError(f"{option}: {', '.join(map(repr, unknown))} "
-                           f"{'is' if len(unknown) == 1 else 'are'} not variables of the "
-                           f"expression (its variables: {', '.join(sorted(by_name)) or 'none'})")
+                           f"{'is' if len(unknown) == 1 else 'are'} not {what} "
+                           f"({known}: {', '.join(sorted(by_name)) or 'none'})")
 
 
 def _parse_point(text: str | None, variables, rng) -> dict:
@@ -198,6 +201,96 @@ def _scalar(expr):
     return expr if expr.shape == () else ops.sum(expr)
 
 
+def _load(spec: str, option: str):
+    """``MODULE:NAME`` (an importable module or a path to a .py file) as the named object.
+
+    Importing the user's module is the point of the command (as pytest imports test files);
+    the text itself is never evaluated."""
+    import importlib
+    import importlib.util
+    import inspect
+    import os
+
+    module_name, sep, attribute = spec.rpartition(":")
+    if not sep or not module_name or not attribute.isidentifier():
+        raise SymdiffError(f"{option} {spec!r}: expected MODULE:FUNCTION, e.g. layers:forward")
+    try:
+        if module_name.endswith(".py"):
+            if not os.path.exists(module_name):
+                raise SymdiffError(f"{option} {spec!r}: no file {module_name!r}")
+            name = os.path.splitext(os.path.basename(module_name))[0]
+            module_spec = importlib.util.spec_from_file_location(name, module_name)
+            module = importlib.util.module_from_spec(module_spec)
+            module_spec.loader.exec_module(module)
+        else:
+            if os.getcwd() not in sys.path:
+                sys.path.insert(0, os.getcwd())
+            module = importlib.import_module(module_name)
+    except SymdiffError:
+        raise
+    except Exception as exc:  # the user's module failed to import: say which and why
+        raise SymdiffError(f"{option} {spec!r}: importing {module_name!r} raised "
+                           f"{type(exc).__name__}: {exc}") from None
+    target = getattr(module, attribute, None)
+    if not callable(target):
+        found = [n for n, v in vars(module).items() if inspect.isfunction(v)]
+        raise SymdiffError(f"{option} {spec!r}: {module_name!r} has no function {attribute!r} "
+                           f"(its functions: {', '.join(found) or 'none'})")
+    return target
+
+
+def _parse_names(items, option: str) -> dict:
+    """``--int y=10`` (repeatable or comma-separated) as {name: int}."""
+    found = {}
+    for item in (part for group in items or [] for part in group.split(",") if part.strip()):
+        name, _, value = item.partition("=")
+        try:
+            found[_name(name)] = int(value)
+        except ValueError:
+            raise SymdiffError(f"{option} {item!r}: expected NAME=INTEGER") from None
+    return found
+
+
+def check_command(args) -> int:
+    """Check a hand-written backward against the exact gradient of its forward at random
+    inputs; prints the report; 0 when right, 1 when a gradient is wrong."""
+    import inspect
+    from .testing import check_backward
+
+    forward = _load(args.forward, "FORWARD")
+    backward = _load(args.backward, "BACKWARD")
+    shapes = _parse_shapes(args.shape)
+    integers = _parse_names(args.int, "--int")
+    positive = {_name(n) for group in args.positive or [] for n in group.split(",") if n.strip()}
+    params = [p for p in inspect.signature(forward).parameters.values()
+              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    names = [p.name for p in params]
+    known = {n: None for n in names}
+    for option, given in (("--shape", shapes), ("--int", integers), ("--positive", positive)):
+        _check_names(option, given, known, "among the parameters of the forward",
+                     "its parameters")
+    rng = np.random.default_rng(args.seed)
+    inputs = []
+    for p in params:
+        if p.name not in shapes:
+            if p.default is p.empty:
+                raise SymdiffError(f"--shape: no shape given for {p.name!r}, a parameter of "
+                                   f"{args.forward} (e.g. --shape {p.name}=4x10)")
+            break
+        shape = shapes[p.name]
+        if p.name in integers:
+            inputs.append(rng.integers(0, integers[p.name], shape))
+        elif p.name in positive:
+            inputs.append(np.abs(rng.normal(size=shape)) + 0.1)
+        else:
+            inputs.append(rng.normal(size=shape))
+    wrt = [_name(w) for w in args.wrt.split(",") if w.strip()] if args.wrt else None
+    report = check_backward(forward, backward, *inputs, wrt=wrt, cache=args.cache,
+                            seed=args.seed, rtol=args.rtol, atol=args.atol)
+    print(report)
+    return 0 if report.ok else 1
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="symdiff", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -216,8 +309,28 @@ def main(argv=None) -> int:
                           help="NAME=DIMxDIM[,NAME=DIM...], e.g. W=8x20,x=20 (repeatable)")
     p_report.add_argument("--at", help="NAME=NUMBER,... (others random)")
     p_report.add_argument("-o", "--output", default="report.html", help="the page to write")
+    p_check = sub.add_parser("check", help="check a hand-written backward against the exact "
+                                           "gradient (exit status 1 when wrong)")
+    p_check.add_argument("forward", help="MODULE:FUNCTION (a module or a .py file), "
+                                         "forward(*inputs) -> out")
+    p_check.add_argument("backward", help="MODULE:FUNCTION, backward(dout, *inputs) -> "
+                                          "gradient(s)")
+    p_check.add_argument("--shape", action="append",
+                         help="NAME=DIMxDIM[,NAME=DIM...] for each forward parameter "
+                              "(repeatable)")
+    p_check.add_argument("--int", action="append",
+                         help="NAME=HIGH: an integer input drawn from [0, HIGH) (labels)")
+    p_check.add_argument("--positive", action="append",
+                         help="NAME[,NAME...]: inputs drawn positive (a log, a sqrt)")
+    p_check.add_argument("--wrt", help="comma-separated inputs to check (default: all floats)")
+    p_check.add_argument("--cache", action="store_true",
+                         help="forward returns (out, cache) and backward takes (dout, cache)")
+    p_check.add_argument("--seed", type=int, default=0, help="random inputs and upstreams")
+    p_check.add_argument("--rtol", type=float, default=None)
+    p_check.add_argument("--atol", type=float, default=None)
     args = parser.parse_args(argv)
-    commands = {"demo": demo, "grad": grad_command, "report": report_command}
+    commands = {"demo": demo, "grad": grad_command, "report": report_command,
+                "check": check_command}
     try:
         return commands[args.command](args)
     except SymdiffError as exc:

@@ -61,3 +61,90 @@ def test_grad_command_takes_a_comma_list_of_shapes(capsys):
     assert code == 0
     out = capsys.readouterr().out
     assert "df/dW = " in out and "(8, 20)" in out
+
+
+# ---------------------------------------------------------------------------------------------
+# symdiff check MODULE:forward MODULE:backward
+# ---------------------------------------------------------------------------------------------
+_LAYERS = '''
+import numpy as np
+
+def affine_forward(x, w, b):
+    return x @ w + b
+
+def affine_backward(dout, x, w, b):
+    return dout @ w.T, x.T @ dout, dout.sum(axis=0)
+
+def affine_backward_mean(dout, x, w, b):
+    return dout @ w.T, x.T @ dout, dout.mean(axis=0)
+
+def relu_forward(x):
+    out = np.maximum(0, x)
+    return out, x
+
+def relu_backward(dout, cache):
+    return dout * (cache > 0)
+
+def softmax_loss(x, y):
+    shifted = x - np.max(x, axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.sum(np.exp(shifted), axis=1, keepdims=True))
+    return -np.mean(log_probs[np.arange(x.shape[0]), y])
+
+def softmax_loss_backward(dout, x, y):
+    p = np.exp(x - x.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    p[np.arange(x.shape[0]), y] -= 1
+    return dout * p / x.shape[0]
+
+def log_forward(x):
+    return np.log(x)
+
+def log_backward(dout, x):
+    return dout / x
+'''
+
+
+@pytest.fixture
+def layers(tmp_path, monkeypatch):
+    (tmp_path / "cli_layers.py").write_text(_LAYERS)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_check_command_right_and_wrong(layers, capsys):
+    shapes = ["--shape", "x=4x10,w=10x5", "--shape", "b=5"]
+    assert main(["check", "cli_layers:affine_forward", "cli_layers:affine_backward",
+                 *shapes]) == 0
+    assert "check_backward(affine_forward, affine_backward): ok" in capsys.readouterr().out
+    assert main(["check", "cli_layers.py:affine_forward", "cli_layers.py:affine_backward_mean",
+                 *shapes]) == 1
+    out = capsys.readouterr().out
+    assert "WRONG gradient for b" in out and "scaled by 1/4" in out
+
+
+def test_check_command_options(layers, capsys):
+    assert main(["check", "cli_layers:relu_forward", "cli_layers:relu_backward",
+                 "--shape", "x=3x4", "--cache"]) == 0
+    assert main(["check", "cli_layers:softmax_loss", "cli_layers:softmax_loss_backward",
+                 "--shape", "x=5x3,y=5", "--int", "y=3"]) == 0
+    assert main(["check", "cli_layers:log_forward", "cli_layers:log_backward",
+                 "--shape", "x=6", "--positive", "x", "--seed", "3"]) == 0
+    assert main(["check", "cli_layers:affine_forward", "cli_layers:affine_backward_mean",
+                 "--shape", "x=4x10,w=10x5,b=5", "--wrt", "x,w"]) == 0
+
+
+@pytest.mark.parametrize("argv, culprit", [
+    (["cli_layers:affine_forward", "cli_layers:nope", "--shape", "x=2x2"], "no function 'nope'"),
+    (["missing_module:f", "cli_layers:affine_backward"], "importing 'missing_module'"),
+    (["cli_layers", "cli_layers:affine_backward"], "expected MODULE:FUNCTION"),
+    (["cli_layers:affine_forward", "cli_layers:affine_backward", "--shape", "x=4x10,w=10x5"],
+     "no shape given for 'b'"),
+    (["cli_layers:affine_forward", "cli_layers:affine_backward", "--shape", "q=3"],
+     "'q' is not among the parameters"),
+    (["cli_layers:affine_forward", "cli_layers:affine_backward",
+      "--shape", "x=4x10,w=10x5,b=4"], "shape"),
+])
+def test_check_command_reports_user_errors(layers, argv, culprit, capsys):
+    assert main(["check", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("symdiff:") and culprit in err

@@ -33,7 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent / PACKAGE
 LAYERS: dict[str, int] = {
     "errors": 0, "graph": 1, "printing": 2, "ops": 3, "grad": 4, "rewrite": 5, "lower": 6,
     "batching": 4, "compile": 7, "compiler": 7, "inputs": 7, "transforms": 7, "interop": 8,
-    "tools": 9, "training": 10, "cli": 11, "": 12,
+    "tools": 9, "training": 10, "testing": 10,  # testing: hand-written backprop, above tools
+    "cli": 11, "": 12,
 }
 
 # The documented exception: graph's operators call the op functions.

@@ -46,7 +46,8 @@ def _source(nb) -> str:
 def test_notebooks_exist():
     names = {p.stem for p in NOTEBOOKS}
     for expected in ("01_backprop_by_hand", "02_symbol_to_symbol", "03_window_ner",
-                     "04_mlp_weight_decay", "05_xor", "06_gradient_checking"):
+                     "04_mlp_weight_decay", "05_xor", "06_gradient_checking",
+                     "10_checking_hand_written_backprop"):
         assert expected in names, f"notebooks/{expected}.ipynb is missing"
 
 
