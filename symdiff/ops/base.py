@@ -52,6 +52,10 @@ class Op:
     # op's params as keywords. None: an operator form (Infix/Prefix) is printed as Python
     # float arithmetic; any other form sends the graph to NumPy
     scalar = None
+    # how the op enters a fused loop (lower/numba.py): None (a statement of its own), "map"
+    # (elementwise: the loop computes ``lower`` on scalars), "broadcast" (the value is its
+    # input's, read with broadcast indices), "sum"/"mean" (a reduction kept as a running sum)
+    loop: str | None = None
     # SymPy form (interop/sympy_io.py): the name of the SymPy function applied to the inputs
     # as numbers ("exp"), or staticmethod(fn(s, *inputs)) with the bridge's helpers ``s``;
     # None: no SymPy form. A SymPy class named here also converts back to this op.
