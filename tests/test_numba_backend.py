@@ -81,3 +81,112 @@ def test_op_table_rows_agree_with_numpy(dtype):
         g, w = np.asarray(g), np.asarray(w)
         assert (g.shape, g.dtype) == (w.shape, w.dtype), name
         np.testing.assert_allclose(g, w, rtol=rtol, atol=rtol, err_msg=name)
+
+
+def _mlp():
+    X, Y = sd.var("X", (4, 3)), sd.var("Y", (4, 2))
+    W, b = sd.var("W", (3, 2)), sd.var("b", (2,))
+    loss = sd.mean((sd.tanh(X @ W + b) - Y) ** 2) + 0.1 * sd.sum(W * W)
+    rng = np.random.default_rng(0)
+    args = [rng.standard_normal(s) for s in [(4, 3), (4, 2), (3, 2), (2,)]]
+    return loss, [X, Y, W, b], [W, b], args
+
+
+def test_gradient_function_agrees_and_returns_owned_arrays():
+    loss, inputs, params, args = _mlp()
+    fast = sd.compile_grad(loss, params + [inputs[0]], inputs, backend="numba")
+    slow = sd.compile_grad(loss, params + [inputs[0]], inputs, backend="numpy")
+    got, want = fast(*args), slow(*args)
+    _agree(got, want)
+    assert type(got[0]) is np.float64
+    again = fast(*args)
+    for g, h in zip(got[1], again[1]):  # every call returns new arrays
+        assert not np.shares_memory(g, h)
+    for g in got[1]:
+        assert all(not np.shares_memory(g, a) for a in args)
+    # keywords, NumPy scalars, int arrays and read-only inputs go through the same checks
+    frozen = [np.array(a) for a in args]
+    for a in frozen:
+        a.setflags(write=False)
+    _agree(fast(*frozen), want)
+    _agree(fast(**dict(zip("XYWb", args))), want)
+    with pytest.raises(sd.InputError):
+        fast(args[0][:2], *args[1:])
+
+
+def test_identity_gradient_is_a_copy_of_the_input():
+    x, w = sd.var("x", (3,)), sd.var("w", (3,))
+    f = sd.compile_grad(sd.sum(w * x), [w, x], backend="numba")
+    a, b = np.arange(3.0), np.ones(3)
+    value, (gw, gx) = f(a, b)
+    assert value == 3.0 and np.array_equal(gw, b) and np.array_equal(gx, a)
+    assert not np.shares_memory(gw, b) and not np.shares_memory(gx, a)
+
+
+def test_scalar_inputs_and_outputs_keep_their_dtypes():
+    s, x = sd.var("s"), sd.var("x", (5,), "float32")
+    out = [sd.sum(sd.exp(s * x)), s * s]
+    f = sd.compile(out, [s, x], backend="numba")
+    point = (np.float64(0.5), np.linspace(-1, 1, 5, dtype=np.float32))
+    _agree(f(*point), sd.compile(out, [s, x], backend="numpy")(*point), 1e-6)
+    _agree(f(2, point[1]), sd.compile(out, [s, x], backend="numpy")(2, point[1]), 1e-6)
+
+
+def test_unsupported_graph_raises_when_forced_and_falls_back_otherwise():
+    x = sd.var("x", (3, 4))
+    y = sd.log_softmax(x, axis=0) * sd.max(x, axis=0)
+    with pytest.raises(sd.SymdiffError, match="numba"):
+        sd.compile(y, backend="numba")
+    assert sd.compile(y, backend="auto").backend == "numpy"
+    with pytest.raises(sd.SymdiffError, match="check_finite"):
+        sd.compile(sd.exp(x), backend="numba", check_finite=True)
+
+
+def test_auto_uses_numba_only_for_a_cached_fitting_graph():
+    loss, inputs, params, args = _mlp()
+    deep = loss
+    for _ in range(3):  # enough statements for the small-and-deep rule
+        deep = deep + sd.sum(sd.sin(inputs[2] * deep))
+    first = sd.compile_grad(deep, params, inputs)
+    assert first.backend == "numpy"  # not cached: auto never pays Numba's compile
+    forced = sd.compile_grad(deep, params, inputs, backend="numba")
+    auto = sd.compile_grad(deep, params, inputs)
+    assert auto.backend == "numba"  # now it is in the disk cache
+    _agree(auto(*args), first(*args))
+    _agree(forced(*args), first(*args))
+    x = sd.var("x")  # scalar graphs keep the math-module path
+    assert sd.compile(sd.exp(x) * x).backend == "numpy"
+    small = sd.var("v", (3,))  # a few statements: NumPy's overhead is small
+    order = toposort([sd.exp(small)])
+    assert not auto_picks_numba(order, order[-1:], [small], "single")
+
+
+def test_a_second_process_loads_the_kernel_from_the_disk_cache(tmp_path):
+    code = (
+        "import time, numpy as np, symdiff as sd\n"
+        "x = sd.var('x', (1000,))\n"
+        "loss = sd.sum(sd.tanh(sd.sigmoid(x) * x) ** 2 + sd.exp(-x * x))\n"
+        "t = time.perf_counter(); f = sd.compile_grad(loss, [x], backend='numba')\n"
+        "v, (g,) = f(np.linspace(-1, 1, 1000))\n"
+        "from numba.core import event\n"
+        "print(f.backend, len(f._numba_fn.__closure__) > 0, "
+        "f._numba_fn.__closure__ is not None)\n")
+    env = dict(os.environ, SYMDIFF_CACHE_DIR=str(tmp_path), PYTHONPATH=os.getcwd())
+    for _ in range(2):
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                             text=True, timeout=600)
+        assert out.returncode == 0, out.stderr
+    index = os.listdir(tmp_path / "numba" / "__pycache__")
+    assert any(name.endswith(".nbi") for name in index)
+    assert any(name.endswith(".nbc") for name in index)
+    sources = [n for n in os.listdir(tmp_path / "numba") if n.endswith(".py")]
+    assert len(sources) == 1  # the same graph in two processes: one module, one kernel
+
+
+def test_pickled_numba_function_compiles_again():
+    import pickle
+    loss, inputs, params, args = _mlp()
+    f = sd.compile_grad(loss, params, inputs, backend="numba")
+    g = pickle.loads(pickle.dumps(f))
+    assert g.backend == "numba"
+    _agree(g(*args), f(*args))

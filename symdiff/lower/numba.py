@@ -248,6 +248,10 @@ class _Printer:
         elif node.shape == () and all(i.shape == () for i in node.inputs) and (
                 node.op.loop in ("sum", "mean", "broadcast")):
             text = args[0]
+        elif node.inputs and node.inputs[0].shape == () and node.op.sympy_identity:
+            # reshape/transpose/broadcast of a 0-d value (a Numba scalar here): an array of it
+            dtype = "np.float32" if node.dtype == np.float32 else f"np.{node.dtype.name}"
+            text = f"np.full({node.shape!r}, {args[0]}, dtype={dtype})"
         elif self.small_matmul(node, args):
             return
         else:
@@ -434,7 +438,8 @@ def numba_function(order: Sequence[Expr], outputs: Sequence[Expr], inputs: Seque
     jitted = module.symdiff_nb
     constants = [c[()] if c.ndim == 0 else np.array(c, order="C") for c in printer.constants]
     try:
-        jitted.compile(_signature(nb, inputs, constants))
+        if not jitted.signatures:  # else compiled (or loaded) already in this process
+            jitted.compile(_signature(nb, inputs, constants))
     except (NumbaError, TypeError, ValueError, NotImplementedError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise NumbaUnsupported(f"numba backend: Numba cannot compile this graph ({first})") \
