@@ -190,3 +190,12 @@ def test_pickled_numba_function_compiles_again():
     g = pickle.loads(pickle.dumps(f))
     assert g.backend == "numba"
     _agree(g(*args), f(*args))
+
+
+@pytest.mark.parametrize("axis", [0, 1])
+def test_softmax_rows_kernels_agree(axis):
+    x, y = sd.var("x", (3, 5)), sd.var("y", (3, 5))
+    loss = sd.sum(y * sd.log_softmax(x, axis=axis)) + sd.sum(sd.softmax(x, axis=axis) ** 2)
+    point = np.random.default_rng(1).standard_normal((2, 3, 5))
+    fast = sd.compile_grad(loss, [x], backend="numba")
+    _agree(fast(*point), sd.compile_grad(loss, [x], backend="numpy")(*point))

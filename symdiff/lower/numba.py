@@ -55,6 +55,40 @@ _KERNELS = {
 }
 
 
+# kernels along the last axis of a matrix, for the namespace functions that take ``axis``
+# (ops/kernels.py: x - max - log(sum(exp(x - max))), and its exp); axis 0 runs on x.T
+_ROW_KERNELS = {
+    "log_softmax": "def k_log_softmax(x):\n"
+                   "    out = np.empty(x.shape, dtype=x.dtype)\n"
+                   "    for i in range(x.shape[0]):\n"
+                   "        m = x[i, 0]\n"
+                   "        for j in range(1, x.shape[1]):\n"
+                   "            if x[i, j] > m or x[i, j] != x[i, j]:\n"
+                   "                m = x[i, j]\n"
+                   "        s = 0.0\n"
+                   "        for j in range(x.shape[1]):\n"
+                   "            s += np.exp(x[i, j] - m)\n"
+                   "        c = m + np.log(s)\n"
+                   "        for j in range(x.shape[1]):\n"
+                   "            out[i, j] = x[i, j] - c\n"
+                   "    return out\n",
+    "softmax": "def k_softmax(x):\n"
+               "    out = np.empty(x.shape, dtype=x.dtype)\n"
+               "    for i in range(x.shape[0]):\n"
+               "        m = x[i, 0]\n"
+               "        for j in range(1, x.shape[1]):\n"
+               "            if x[i, j] > m or x[i, j] != x[i, j]:\n"
+               "                m = x[i, j]\n"
+               "        s = 0.0\n"
+               "        for j in range(x.shape[1]):\n"
+               "            out[i, j] = np.exp(x[i, j] - m)\n"
+               "            s += out[i, j]\n"
+               "        for j in range(x.shape[1]):\n"
+               "            out[i, j] = out[i, j] / s\n"
+               "    return out\n",
+}
+
+
 class NumbaUnsupported(SymdiffError):
     """The graph has a node Numba cannot compile (the message names it)."""
 
@@ -218,7 +252,8 @@ class _Printer:
         extra = [f"k{j}" for j in range(len(self.constants))]
         head = f"def symdiff_nb({', '.join(params + extra)}):"
         ret = "    return (" + "".join(f"{r}, " for r in results) + ")"
-        kernels = "".join(f"\n@nb.njit(cache=True, error_model='numpy')\n{_KERNELS[k]}"
+        table = {**_KERNELS, **_ROW_KERNELS}
+        kernels = "".join(f"\n@nb.njit(cache=True, error_model='numpy')\n{table[k]}"
                           for k in sorted(self.kernels))
         source = ("import math\nimport numpy as np\nimport numba as nb\n" + kernels +
                   "\n\n@nb.njit(cache=True, error_model='numpy', fastmath=False)\n" +
@@ -254,6 +289,8 @@ class _Printer:
             text = f"np.full({node.shape!r}, {args[0]}, dtype={dtype})"
         elif self.small_matmul(node, args):
             return
+        elif self.row_kernel(node, args) is not None:
+            text = self.row_kernel(node, args)
         else:
             form = lowering_form(node)
             if isinstance(form, Call) and form.fn in _KERNELS or (
@@ -267,6 +304,18 @@ class _Printer:
         name = f"t{len(self.names)}"
         self.names[id(node)] = name
         self.lines.append(f"    {name} = {text}")
+
+    def row_kernel(self, node: Expr, args: list[str]) -> str | None:
+        """A call of a row kernel (softmax, log_softmax of a float matrix), or None."""
+        form = lowering_form(node)
+        if not (isinstance(form, Call) and form.fn in _ROW_KERNELS
+                and len(node.inputs) == 1 and node.inputs[0].ndim == 2
+                and node.inputs[0].size and node.inputs[0].dtype in _FLOATS
+                and dict(form.params).keys() == {"axis"}):
+            return None
+        axis = dict(form.params)["axis"] % 2
+        self.kernels.add(form.fn)
+        return f"k_{form.fn}({args[0]})" if axis == 1 else f"k_{form.fn}({args[0]}.T).T"
 
     def small_matmul(self, node: Expr, args: list[str]) -> bool:
         """A product of small float matrices as three loops (a BLAS call costs more than the
