@@ -2,7 +2,8 @@
 
 The backends are siblings in :mod:`symdiff.lower`: the NumPy printer (straight-line source,
 compiled once), the math-module printer for scalar graphs, the register-machine tape for
-graphs above ``TAPE_THRESHOLD`` statements, and the array-API adapter. This module decides
+graphs above ``TAPE_THRESHOLD`` statements, the array-API adapter and the Numba printer
+(``backend="auto"``, the default, chooses by :func:`auto_picks_numba`). This module decides
 which runs and checks the arguments at call time (:mod:`symdiff.inputs`); it keeps no
 knowledge of any op. Generated lines are registered with ``linecache`` (so they show in
 tracebacks) for exactly as long as the compiled function lives.
@@ -277,7 +278,11 @@ def compile(outputs, inputs=None, optimize: bool = True,  # noqa: A001 (API name
     ``check_finite=True`` raises NonFiniteError naming the first node whose value is nan or inf
     (otherwise nan and inf simply propagate, as in NumPy). ``backend="array_api"`` emits the
     same code against the namespace of the inputs (JAX, PyTorch, Dask... through
-    array-api-compat, see :mod:`symdiff.lower.array_api`); NumPy stays the default and fastest.
+    array-api-compat, see :mod:`symdiff.lower.array_api`). ``backend="numba"`` compiles the
+    graph into one Numba function with fused loops (:mod:`symdiff.lower.numba`; the extra
+    ``symdiff[numba]``), kept in a disk cache; a graph Numba cannot take raises SymdiffError.
+    ``backend="auto"`` (the default) runs NumPy (and the math-module path for scalar graphs)
+    except where :func:`auto_picks_numba` says Numba is faster and already compiled.
     Every array returned is the caller's own (a fresh, writable array).
 
     >>> import symdiff as sd

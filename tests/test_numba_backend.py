@@ -12,7 +12,6 @@ import pytest
 import symdiff as sd
 from symdiff.compiler import auto_picks_numba
 from symdiff.graph import toposort
-from symdiff.lower import numba as nb_lower
 
 from cases import ROWS
 
@@ -168,14 +167,17 @@ def test_a_second_process_loads_the_kernel_from_the_disk_cache(tmp_path):
         "loss = sd.sum(sd.tanh(sd.sigmoid(x) * x) ** 2 + sd.exp(-x * x))\n"
         "t = time.perf_counter(); f = sd.compile_grad(loss, [x], backend='numba')\n"
         "v, (g,) = f(np.linspace(-1, 1, 1000))\n"
-        "from numba.core import event\n"
-        "print(f.backend, len(f._numba_fn.__closure__) > 0, "
-        "f._numba_fn.__closure__ is not None)\n")
+        "stats = f._numba_fn.dispatcher.stats\n"
+        "print(f.backend, sum(stats.cache_hits.values()), sum(stats.cache_misses.values()))\n")
     env = dict(os.environ, SYMDIFF_CACHE_DIR=str(tmp_path), PYTHONPATH=os.getcwd())
+    runs = []
     for _ in range(2):
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                              text=True, timeout=600)
         assert out.returncode == 0, out.stderr
+        runs.append(out.stdout.split())
+    assert runs[0] == ["numba", "0", "1"]  # compiled (a miss, then saved)
+    assert runs[1] == ["numba", "1", "0"]  # loaded from the disk cache: no compile
     index = os.listdir(tmp_path / "numba" / "__pycache__")
     assert any(name.endswith(".nbi") for name in index)
     assert any(name.endswith(".nbc") for name in index)

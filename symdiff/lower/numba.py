@@ -528,4 +528,5 @@ def _caller(jitted, inputs, outputs, constants, layout, stored):
         if layout == "value_grads":
             return results[0], tuple(results[1:])
         return tuple(results)
+    call.dispatcher = jitted  # Numba's dispatcher (its ``stats`` count cache hits)
     return call
