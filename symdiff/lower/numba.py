@@ -52,6 +52,7 @@ _KERNELS = {
                 "    return max(x, 0.0) + np.log1p(np.exp(-abs(x)))\n",
     "where": "def k_where(c, a, b):\n    return a if c else b\n",
     "clip": "def k_clip(x, lo, hi):\n    return np.minimum(np.maximum(x, lo), hi)\n",
+    "round": "def k_round(x):\n    return np.rint(x)\n",  # half to even, as np.round
 }
 
 
