@@ -42,6 +42,25 @@ BACKENDS = ("auto", "numpy", "numba", "array_api")
 # graphs stay NumPy: its SIMD exp/log/tanh run 4-10x faster per element than the scalar libm
 # calls of a Numba loop (measured), more than fusion saves in memory passes
 AUTO_SMALL_STATEMENTS, AUTO_SMALL_SIZE = 16, 4096
+# ... and for graphs dominated by matrix products (see _blas_bound)
+AUTO_BLAS_RATIO = 16
+
+
+def _blas_bound(statements: Sequence[Expr]) -> bool:
+    """True when matrix products dominate: their multiply-adds are at least
+    ``AUTO_BLAS_RATIO`` times the entries passing through elementwise function calls (exp,
+    tanh...), the work where NumPy's SIMD kernels beat a Numba loop. Numba then saves the
+    memory passes of the elementwise statements around the products (W1, W5)."""
+    from .ops.lowering import Call
+    from .lower.numpy import lowering_form
+    products = calls = 0
+    for n in statements:
+        if n.op.loop == "map":
+            if isinstance(lowering_form(n), Call):
+                calls += n.size
+        else:
+            products += n.op.multiply_adds(n.inputs, n)
+    return products > 0 and products >= AUTO_BLAS_RATIO * calls
 
 
 def auto_picks_numba(order: Sequence[Expr], outputs, inputs, layout: str) -> bool:
@@ -49,7 +68,8 @@ def auto_picks_numba(order: Sequence[Expr], outputs, inputs, layout: str) -> boo
     scalar graph takes the math-module path), its kernel is already in the disk cache (so
     ``auto`` never pays Numba's compile, seconds, for a function that may run once: compile
     with ``backend="numba"`` once to fill the cache), and the graph is one Numba is faster
-    on: small arrays and many statements (per-call overhead). Everything else runs NumPy."""
+    on: small arrays and many statements (per-call overhead), or matrix products dominating
+    the work (fused passes around BLAS calls). Everything else runs NumPy."""
     from .lower import numba as nb_lower
     statements = [n for n in order if n.op is not None and not n.op.alias]
     if (not statements or len(statements) > TAPE_THRESHOLD
@@ -57,7 +77,7 @@ def auto_picks_numba(order: Sequence[Expr], outputs, inputs, layout: str) -> boo
         return False
     largest = max(n.size for n in order)
     small = largest <= AUTO_SMALL_SIZE and len(statements) >= AUTO_SMALL_STATEMENTS
-    if not small or not nb_lower.numba_available():
+    if not (small or _blas_bound(statements)) or not nb_lower.numba_available():
         return False
     return nb_lower.is_cached(order, outputs, inputs, layout)
 

@@ -237,3 +237,14 @@ def test_random_graphs_agree_with_numpy_where_numba_takes_them():
     # the random graphs use the whole op table; Numba takes the elementwise, sum/mean,
     # matmul and shape subset (about a quarter of these graphs): at least that many here
     assert compiled >= N_DIFFERENTIAL // 6, declined
+
+
+def test_auto_rule_weighs_matrix_products_against_elementwise_calls():
+    X, W = sd.var("X", (256, 64)), sd.var("W", (64, 128))
+    blas = sd.sum(sd.relu(X @ W) ** 2)  # 2M multiply-adds, 32k elementwise calls
+    x = sd.var("x", (100_000,))
+    elementwise = sd.sum(sd.tanh(sd.exp(-x * x)))  # no products: NumPy's SIMD wins
+    from symdiff.compiler import _blas_bound
+    statements = lambda y: [n for n in toposort([y]) if n.op is not None]  # noqa: E731
+    assert _blas_bound(statements(blas))
+    assert not _blas_bound(statements(elementwise))

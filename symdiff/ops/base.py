@@ -127,6 +127,11 @@ class Op:
         """The keyword arguments of :attr:`scalar` (the params, by default)."""
         return dict(self.params)
 
+    def multiply_adds(self, inputs: Sequence[Expr], out: Expr) -> int:
+        """The multiply-adds of a BLAS-backed product (the compile driver's backend rule
+        weighs them against elementwise work); 0 for every other op."""
+        return 0
+
     def bprop(self, inputs: Sequence[Expr], out: Expr, g: Expr) -> list[Expr | None]:
         """Gradient contribution to each input, given the upstream gradient ``g`` of ``out``."""
         raise NotImplementedError(f"{self.name} has no bprop")
