@@ -16,8 +16,10 @@ into the loop as a running sum). Nodes are grouped into *clusters*, one loop eac
   node outside its cluster or an output reads it. Smaller inputs are read with broadcast
   index arithmetic (a size-1 or missing axis reads index 0).
 
-Everything else is printed as the op's NumPy form inside the jitted function (matmul as ``@``,
-transposes, reshapes); 0-d values are Numba scalars. What Numba cannot compile raises
+Products of small float matrices (below ``SMALL_MATMUL`` multiply-adds) are loops too, larger
+ones ``@`` (BLAS); softmax and log_softmax of a matrix are row kernels. Everything else is
+printed as the op's NumPy form inside the jitted function (transposes, reshapes); 0-d values
+are Numba scalars. What Numba cannot compile raises
 :class:`NumbaUnsupported` at compile time, and the compile driver falls back to NumPy (or
 reports it when ``backend="numba"`` was asked for). The source is written to the cache
 directory (``SYMDIFF_CACHE_DIR``, default ``~/.cache/symdiff``) under the hash of its text,
