@@ -280,6 +280,10 @@ def limit_threads(n: int | None) -> str:
     done = []
     try:
         from threadpoolctl import threadpool_limits
+        try:  # SciPy's own BLAS, which Numba's (and PyTensor's Numba) matrix products call:
+            import scipy.linalg  # noqa: F401  loaded now, so that the limit reaches it too
+        except ImportError:
+            pass
         threadpool_limits(n)  # applies globally (NumPy's BLAS, any OpenMP pool loaded so far)
         done.append(f"BLAS {n}")
     except ImportError:

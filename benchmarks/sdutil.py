@@ -7,6 +7,10 @@ is used, so the harness keeps working while symdiff's internals change.
 from __future__ import annotations
 
 import inspect
+import json
+import os
+import subprocess
+import sys
 
 import symdiff as sd
 from symdiff.graph import toposort
@@ -27,6 +31,25 @@ def variants() -> list[tuple[str, dict]]:
     out = [("symdiff", {})]
     if supports_optimize():
         out.append(("symdiff optimize=False", {"optimize": False}))
+    return out
+
+
+def backend_variants() -> list[tuple[str, dict]]:
+    """:func:`variants` plus one row per backend the installed symdiff has (the default is
+    ``auto``): ``backend="numpy"``, and ``backend="numba"`` when Numba is installed."""
+    out = variants()
+    try:
+        params = inspect.signature(sd.compile).parameters
+    except (TypeError, ValueError):
+        return out
+    if "backend" not in params or params["backend"].default != "auto":
+        return out
+    out.append(("symdiff backend=numpy", {"backend": "numpy"}))
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return out
+    out.append(("symdiff backend=numba", {"backend": "numba"}))
     return out
 
 
@@ -92,3 +115,34 @@ def source_lines(fn) -> int:
     src = getattr(fn, "source", "") or ""
     return sum(1 for line in src.splitlines()
                if line.strip() and not line.strip().startswith(("#", "del ", "def ")))
+
+
+_CHILD = """
+import json, sys, time
+t0 = time.perf_counter()
+import numba
+t1 = time.perf_counter()
+import symdiff as sd
+import benchmarks.{module} as m
+{setup}
+t2 = time.perf_counter()
+{compile}
+t3 = time.perf_counter()
+print(json.dumps({{"import_numba_s": t1 - t0, "compile_first_call_s": t3 - t2}}))
+"""
+
+
+def cached_compile_in_new_process(module: str, setup: str, compile_: str) -> dict:
+    """A fresh interpreter compiles (and calls once) a graph whose Numba kernel this process
+    has put in the disk cache: {"import_numba_s", "compile_first_call_s"} (the second is
+    build + grad + compile + first call, the time a user waits on a warm cache), or
+    {"error": ...}."""
+    code = _CHILD.format(module=module, setup=setup, compile=compile_)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [os.getcwd()] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    try:
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             timeout=600, env=env)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+    except Exception as exc:  # noqa: BLE001
+        return {"error": f"{type(exc).__name__}: {exc}"[:200]}

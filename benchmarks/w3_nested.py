@@ -17,6 +17,8 @@ import subprocess
 import sys
 import time
 
+import numpy as np
+
 import symdiff as sd
 
 from . import handwritten as hw
@@ -176,6 +178,14 @@ def run(cfg: Config, results: Results) -> None:
             if not results.checks[-1].ok:
                 rows[name].status = f"WRONG (max rel err {rows[name].err:.2e})"
             calls[name] = lambda fn=fn: fn(W0)
+            if name == "symdiff":  # the same function called with a NumPy scalar
+                np_name = "symdiff (np.float64 args)"
+                rows[np_name] = Row("W3", case, np_name)
+                w64 = np.float64(W0)
+                value, (deriv,) = fn(w64)
+                rows[np_name].err = results.check("W3", case, np_name, [value, deriv],
+                                                  list(want), 1e-9)
+                calls[np_name] = lambda fn=fn, w64=w64: fn(w64)
             del z, w, fn
 
         # sympy

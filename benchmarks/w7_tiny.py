@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
+
 import symdiff as sd
 
 from . import handwritten as hw
@@ -22,7 +24,7 @@ def build_graph():
     return (x + y) * sd.maximum(y, z), [x, y, z]
 
 
-def _sympy():
+def _sympy(args=AT):
     import sympy as sp
     x, y, z = sp.symbols("x y z")
     m = sp.Max(y, z)
@@ -32,15 +34,15 @@ def _sympy():
     t0 = time.perf_counter()
     f = sp.lambdify((x, y, z), exprs, "math")
     setup = time.perf_counter() - t0
-    return setup, lambda: f(*AT)
+    return setup, lambda: f(*args)
 
 
-def _symdiff(kw):
+def _symdiff(kw, args=AT):
     t0 = time.perf_counter()
     out, xs = build_graph()
     fn = sdutil.compile_grad(out, xs, xs, **kw)
     setup = time.perf_counter() - t0
-    return setup, lambda: fn(*AT)
+    return setup, lambda: fn(*args)
 
 
 def _jax():
@@ -100,6 +102,11 @@ def run(cfg: Config, results: Results) -> None:
              Impl("sympy lambdify(math)", _sympy, **kw)]
     for name, ckw in sdutil.variants():
         impls.append(Impl(name, lambda ckw=ckw: _symdiff(ckw), **kw))
+    at64 = tuple(np.float64(v) for v in AT)  # how a NumPy user calls it
+    impls.append(Impl("sympy lambdify(math) (np.float64 args)",
+                      lambda: _sympy(at64), **kw))
+    impls.append(Impl("symdiff (np.float64 args)",
+                      lambda: _symdiff(sdutil.variants()[0][1], at64), **kw))
     impls += [Impl("jax", _jax, peer="jax", **kw), Impl("torch", _torch, peer="torch", **kw),
               Impl("pytensor", _pytensor, peer="pytensor", **kw),
               Impl("casadi", _casadi, peer="casadi", **kw),

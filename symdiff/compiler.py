@@ -2,7 +2,8 @@
 
 The backends are siblings in :mod:`symdiff.lower`: the NumPy printer (straight-line source,
 compiled once), the math-module printer for scalar graphs, the register-machine tape for
-graphs above ``TAPE_THRESHOLD`` statements, and the array-API adapter. This module decides
+graphs above ``TAPE_THRESHOLD`` statements, the array-API adapter and the Numba printer
+(``backend="auto"``, the default, chooses by :func:`auto_picks_numba`). This module decides
 which runs and checks the arguments at call time (:mod:`symdiff.inputs`); it keeps no
 knowledge of any op. Generated lines are registered with ``linecache`` (so they show in
 tracebacks) for exactly as long as the compiled function lives.
@@ -33,6 +34,52 @@ _free_filenames: list[str] = []  # names of collected functions' sources, for re
 # optimize=True rewrites graphs up to this many nodes; beyond, a rewrite rebuilds every node
 # downstream of a change, which costs more compile time than it saves (optimize="always" forces)
 REWRITE_LIMIT = 20_000
+
+
+BACKENDS = ("auto", "numpy", "numba", "array_api")
+# auto: Numba for graphs of at least this many statements whose arrays are all small (per-call
+# overhead dominates: one dispatch instead of one NumPy call per statement). Large elementwise
+# graphs stay NumPy: its SIMD exp/log/tanh run 4-10x faster per element than the scalar libm
+# calls of a Numba loop (measured), more than fusion saves in memory passes
+AUTO_SMALL_STATEMENTS, AUTO_SMALL_SIZE = 16, 4096
+# ... and for graphs dominated by matrix products (see _blas_bound)
+AUTO_BLAS_RATIO = 16
+
+
+def _blas_bound(statements: Sequence[Expr]) -> bool:
+    """True when matrix products dominate: their multiply-adds are at least
+    ``AUTO_BLAS_RATIO`` times the entries passing through elementwise function calls (exp,
+    tanh...), the work where NumPy's SIMD kernels beat a Numba loop. Numba then saves the
+    memory passes of the elementwise statements around the products (W1, W5)."""
+    from .ops.lowering import Call
+    from .lower.numpy import lowering_form
+    products = calls = 0
+    for n in statements:
+        if n.op.loop == "map":
+            if isinstance(lowering_form(n), Call):
+                calls += n.size
+        else:
+            products += n.op.multiply_adds(n.inputs, n)
+    return products > 0 and products >= AUTO_BLAS_RATIO * calls
+
+
+def auto_picks_numba(order: Sequence[Expr], outputs, inputs, layout: str) -> bool:
+    """The rule of ``backend="auto"``: Numba when it is installed, the graph has arrays (a
+    scalar graph takes the math-module path), its kernel is already in the disk cache (so
+    ``auto`` never pays Numba's compile, seconds, for a function that may run once: compile
+    with ``backend="numba"`` once to fill the cache), and the graph is one Numba is faster
+    on: small arrays and many statements (per-call overhead), or matrix products dominating
+    the work (fused passes around BLAS calls). Everything else runs NumPy."""
+    from .lower import numba as nb_lower
+    statements = [n for n in order if n.op is not None and not n.op.alias]
+    if (not statements or len(statements) > TAPE_THRESHOLD
+            or all(n.shape == () for n in order)):
+        return False
+    largest = max(n.size for n in order)
+    small = largest <= AUTO_SMALL_SIZE and len(statements) >= AUTO_SMALL_STATEMENTS
+    if not (small or _blas_bound(statements)) or not nb_lower.numba_available():
+        return False
+    return nb_lower.is_cached(order, outputs, inputs, layout)
 
 
 def _tape_checker(order: Sequence[Expr]):
@@ -87,17 +134,22 @@ class CompiledFunction:
     it returns one array or a tuple. ``.source`` is the generated code."""
 
     def __init__(self, outputs, inputs=None, optimize: bool = True, xp=None,
-                 check_finite: bool = False, backend: str = "numpy", layout: str | None = None):
+                 check_finite: bool = False, backend: str = "auto", layout: str | None = None):
         with paused_gc():
             self._build(outputs, inputs, optimize, xp, check_finite, backend, layout)
 
     def _build(self, outputs, inputs, optimize, xp, check_finite, backend, layout):
         """Rewrite, lower and compile (see the class docstring)."""
-        if backend not in ("numpy", "array_api"):
-            raise SymdiffError(f"compile: backend must be 'numpy' or 'array_api', got "
-                               f"{backend!r}")
-        self.backend = backend
+        if backend not in BACKENDS:
+            raise SymdiffError(f"compile: backend must be one of {BACKENDS}, got {backend!r}")
+        if backend == "numba" and (xp is not None or check_finite):
+            raise SymdiffError("compile: backend='numba' takes NumPy arrays and has no "
+                               "check_finite; use backend='numpy' for those")
         self._options = dict(optimize=optimize, check_finite=check_finite, backend=backend)
+        requested = backend
+        if backend == "auto":
+            backend = "numpy"  # unless auto_picks_numba (in _try_numba)
+        self.backend = backend
         self._xp = xp
         single = isinstance(outputs, Expr)
         self.outputs = [outputs] if single else [as_expr(o) for o in outputs]
@@ -119,6 +171,9 @@ class CompiledFunction:
         self._order = order
         self.n_statements = sum(1 for n in order if n.op is not None)
         self.uses_tape = self.n_statements > TAPE_THRESHOLD
+        self._numba_fn = None
+        if requested in ("numba", "auto") and xp is None and not check_finite:
+            self._try_numba(requested)
         if not self.uses_tape:
             self._source, self._constants = generate(self.graph, self.inputs, "symdiff_fn",
                                                      layout=self._layout,
@@ -128,12 +183,32 @@ class CompiledFunction:
             self._code = _register_source(self, self._source)
         self._by_namespace: dict[int, tuple] = {}  # array_api: id(xp) -> (xp, function)
         # array_api: one function per library, built at the first call with its arrays
-        self._fn = self._function_for(NUMPY if xp is None else xp) if backend == "numpy" else None
+        numpy_fn = backend == "numpy" or self.backend == "numba"
+        self._fn = self._function_for(NUMPY if xp is None else xp) if numpy_fn else None
         self._n_inputs = len(self.inputs)
-        scalar = (xp is None and backend == "numpy" and not self.uses_tape
+        scalar = (xp is None and self.backend == "numpy" and not self.uses_tape
                   and not check_finite)
         self._scalar_fn = (scalar_function(order, self.graph, self.inputs, self._layout)
                            if scalar else None)
+
+    def _try_numba(self, requested: str) -> None:
+        """Lower to Numba when asked (``"numba"``: NumbaUnsupported is the caller's answer)
+        or when :func:`auto_picks_numba` says so (anything Numba declines stays NumPy)."""
+        from .lower import numba as nb_lower
+        if requested == "auto" and not auto_picks_numba(self._order, self.graph, self.inputs,
+                                                        self._layout):
+            return
+        if requested == "numba" and not nb_lower.numba_available():
+            raise SymdiffError("compile: backend='numba' needs Numba (pip install "
+                               "'symdiff[numba]')")
+        try:
+            self._numba_source, self._numba_fn = nb_lower.numba_function(
+                self._order, self.graph, self.inputs, self._layout)
+        except nb_lower.NumbaUnsupported:
+            if requested == "numba":
+                raise
+            return
+        self.backend = "numba"
 
     def __reduce__(self):
         """Pickle as the graph (each Expr through the graph-file format) plus the compile
@@ -155,6 +230,8 @@ class CompiledFunction:
     def source(self) -> str:
         """The generated Python/NumPy code (for a graph lowered to a tape, the equivalent
         straight-line code, generated on first access and shown for reading only)."""
+        if self.backend == "numba":
+            return self._numba_source
         if self._source is None:
             self._source = generate(self.graph, self.inputs, "symdiff_fn",
                                     layout=self._layout,
@@ -182,7 +259,7 @@ class CompiledFunction:
         return f"<symdiff compiled function ({names}) -> {len(self.outputs)} output(s)>"
 
     def _bind(self, args, kwargs) -> list:
-        check = check_input if self.backend == "numpy" else check_foreign_input
+        check = check_input if self.backend != "array_api" else check_foreign_input
         return bind(self.inputs, self._index, args, kwargs, check)
 
     def __call__(*args, **kwargs):
@@ -197,6 +274,8 @@ class CompiledFunction:
             except (Fallback, ArithmeticError, ValueError, TypeError):
                 pass
         values = self._bind(args, kwargs)
+        if self._numba_fn is not None:
+            return self._numba_fn(values)
         if self.backend == "numpy":
             return self._fn(*values)
         from .lower.array_api import namespace_for
@@ -208,7 +287,7 @@ class CompiledFunction:
 
 
 def compile(outputs, inputs=None, optimize: bool = True,  # noqa: A001 (API name)
-            check_finite: bool = False, backend: str = "numpy") -> CompiledFunction:
+            check_finite: bool = False, backend: str = "auto") -> CompiledFunction:
     """Lower ``outputs`` (one Expr or a list) to a NumPy callable.
 
     ``inputs``: the variables (or names) in positional order; default every free variable sorted
@@ -219,7 +298,11 @@ def compile(outputs, inputs=None, optimize: bool = True,  # noqa: A001 (API name
     ``check_finite=True`` raises NonFiniteError naming the first node whose value is nan or inf
     (otherwise nan and inf simply propagate, as in NumPy). ``backend="array_api"`` emits the
     same code against the namespace of the inputs (JAX, PyTorch, Dask... through
-    array-api-compat, see :mod:`symdiff.lower.array_api`); NumPy stays the default and fastest.
+    array-api-compat, see :mod:`symdiff.lower.array_api`). ``backend="numba"`` compiles the
+    graph into one Numba function with fused loops (:mod:`symdiff.lower.numba`; the extra
+    ``symdiff[numba]``), kept in a disk cache; a graph Numba cannot take raises SymdiffError.
+    ``backend="auto"`` (the default) runs NumPy (and the math-module path for scalar graphs)
+    except where :func:`auto_picks_numba` says Numba is faster and already compiled.
     Every array returned is the caller's own (a fresh, writable array).
 
     >>> import symdiff as sd
@@ -237,7 +320,7 @@ def _check_options(function: str, optimize, check_finite, backend) -> None:
     if not (isinstance(optimize, str) and optimize == "always"):
         expect_bool(optimize, "optimize", function)
     expect_bool(check_finite, "check_finite", function)
-    expect_choice(backend, "backend", function, ("numpy", "array_api"))
+    expect_choice(backend, "backend", function, BACKENDS)
 
 
 def rebuild_compiled(cls, args: tuple, options: dict):
@@ -250,7 +333,7 @@ class GradFunction(CompiledFunction):
     function, so the forward work is shared between the value and the gradients."""
 
     def __init__(self, loss: Expr, wrt, inputs=None, optimize: bool = True,
-                 check_finite: bool = False, backend: str = "numpy"):
+                 check_finite: bool = False, backend: str = "auto"):
         from .grad import grad
         self.wrt = [wrt] if isinstance(wrt, Expr) else list(wrt)
         loss = as_expr(loss)
@@ -266,7 +349,7 @@ class GradFunction(CompiledFunction):
 
 
 def compile_grad(loss: Expr, wrt, inputs=None, optimize: bool = True,
-                 check_finite: bool = False, backend: str = "numpy") -> GradFunction:
+                 check_finite: bool = False, backend: str = "auto") -> GradFunction:
     """Compile ``loss`` and its gradients w.r.t. ``wrt``: the callable returns
     ``(value, grads)``, ``grads`` a tuple in ``wrt`` order (options as :func:`compile`).
 

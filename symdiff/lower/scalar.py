@@ -3,8 +3,9 @@
 NumPy calls on 0-d values cost about a microsecond each, so a graph whose every node is a
 0-d float64 (or a comparison's bool) also gets this lowering: each op's ``scalar`` form (a
 function of Python floats, :attr:`Op.scalar`, e.g. ``math.exp``), or its operator form printed
-as Python float arithmetic. A guard hands anything but plain floats back to NumPy by raising
-:class:`Fallback`; domain errors and overflow raise too (``math.log(-1.0)``, ``math.pow(-4.0,
+as Python float arithmetic. Plain floats pass straight through; NumPy scalars of any bool/int/float
+dtype, Python ints and 0-d arrays are converted by :func:`to_float` exactly as the NumPy path
+would cast them, and anything else goes back to NumPy by raising :class:`Fallback`; domain errors and overflow raise too (``math.log(-1.0)``, ``math.pow(-4.0,
 0.5)``), and the compiled function then computes the call with NumPy, so both paths give one
 result (nan and inf included). Nodes of other dtypes (integer arithmetic, bool arithmetic,
 which Python would do on ints) keep the whole graph on the NumPy path.
@@ -27,6 +28,29 @@ FLOAT64 = np.dtype(np.float64)
 
 class Fallback(Exception):
     """Raised by the scalar function for arguments it leaves to the NumPy path."""
+
+
+# the argument types the NumPy path casts to float64 (``same_kind``): Python bool/int, NumPy
+# bool, integer and float scalars; ``float(x)`` rounds exactly as ``astype(float64)`` does
+_TO_FLOAT = frozenset([float, bool, int, np.bool_, *(np.dtype(c).type for c in
+                                              np.typecodes["AllInteger"] + "efdg")])
+_EXACT = _TO_FLOAT - {int}  # converted inline by the guard
+_INT_RANGE = (-2 ** 63, 2 ** 64 - 1)  # Python ints NumPy turns into int64/uint64
+
+
+def to_float(x) -> float:
+    """``x`` as the Python float the NumPy path would compute with (``check_input``: an array
+    cast to float64 under ``same_kind``), or :class:`Fallback` for anything else (complex,
+    strings, arrays of other shapes, ints beyond 64 bits), which the NumPy path then accepts
+    or refuses with its InputError."""
+    t = type(x)
+    if t in _TO_FLOAT:
+        if t is int and not _INT_RANGE[0] <= x <= _INT_RANGE[1]:
+            raise Fallback
+        return float(x)
+    if t is np.ndarray and x.shape == () and x.dtype.kind in "biuf":
+        return float(x)
+    raise Fallback
 
 
 def _eligible(node: Expr) -> bool:
@@ -64,7 +88,8 @@ def scalar_function(order: Sequence[Expr], outputs: Sequence[Expr], inputs: Sequ
     quoter = Quoter(scalar=True)
     printer = FormPrinter(quoter, prefix="")
     functions: dict[object, str] = {}
-    namespace: dict[str, object] = {"Fallback": Fallback, "asarray": np.asarray}
+    namespace: dict[str, object] = {"to_float": to_float, "EXACT": _EXACT,
+                                    "asarray": np.asarray}
     names = {id(v): f"in_{k}" for k, v in enumerate(inputs)}
     body = []
     for node in order:
@@ -96,10 +121,8 @@ def scalar_function(order: Sequence[Expr], outputs: Sequence[Expr], inputs: Sequ
         body.append(f"    t{len(body)} = {text}")
     results = [names[id(o)] if not o.is_const else f"asarray({names[id(o)]})" for o in outputs]
     params = [f"in_{k}" for k in range(len(inputs))]
-    guard = []
-    if params:
-        guard.append(f"    if not ({' and '.join(f'type({p}) is float' for p in params)}):"
-                     f" raise Fallback")
+    guard = [f"    if type({p}) is not float: {p} = float({p}) if type({p}) in EXACT else "
+             f"to_float({p})" for p in params]
     source = "\n".join([f"def {name}({', '.join(params)}):", *guard, *body,
                         f"    return {return_text(results, layout)}"]) + "\n"
     namespace.update(quoter.constants)

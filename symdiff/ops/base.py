@@ -52,6 +52,10 @@ class Op:
     # op's params as keywords. None: an operator form (Infix/Prefix) is printed as Python
     # float arithmetic; any other form sends the graph to NumPy
     scalar = None
+    # how the op enters a fused loop (lower/numba.py): None (a statement of its own), "map"
+    # (elementwise: the loop computes ``lower`` on scalars), "broadcast" (the value is its
+    # input's, read with broadcast indices), "sum"/"mean" (a reduction kept as a running sum)
+    loop: str | None = None
     # SymPy form (interop/sympy_io.py): the name of the SymPy function applied to the inputs
     # as numbers ("exp"), or staticmethod(fn(s, *inputs)) with the bridge's helpers ``s``;
     # None: no SymPy form. A SymPy class named here also converts back to this op.
@@ -122,6 +126,11 @@ class Op:
     def scalar_params(self) -> dict:
         """The keyword arguments of :attr:`scalar` (the params, by default)."""
         return dict(self.params)
+
+    def multiply_adds(self, inputs: Sequence[Expr], out: Expr) -> int:
+        """The multiply-adds of a BLAS-backed product (the compile driver's backend rule
+        weighs them against elementwise work); 0 for every other op."""
+        return 0
 
     def bprop(self, inputs: Sequence[Expr], out: Expr, g: Expr) -> list[Expr | None]:
         """Gradient contribution to each input, given the upstream gradient ``g`` of ``out``."""

@@ -39,6 +39,8 @@ class Unary(Op):
     The Jacobian is diagonal, so the jvp is the same rule applied to the tangent.
     """
 
+    loop = "map"  # fuses into loops (lower/numba.py)
+
     lowering = ""            # name of the namespace function, or a staticmethod x -> form
     keep_dtype = False       # True: integer inputs keep their dtype (as NumPy)
     rule = None              # staticmethod (x, out, g) -> Expr
@@ -216,6 +218,8 @@ def _passes_through(keep: Expr, other: Expr, result_dtype) -> bool:
 
 class Binary(Op):
     """Elementwise op of two broadcast operands; the result dtype follows NumPy."""
+
+    loop = "map"  # fuses into loops (lower/numba.py)
 
     lowering = ""  # the Python operator symbol, or the namespace function name
     callable_by_name = False  # written as its operator (a + b); power and the rest are named
@@ -551,6 +555,8 @@ class Where(Op):
     """``where(cond, a, b)``: a where cond is nonzero, else b. Gradient: g routed to the chosen
     side; none to cond (a mask is a constant)."""
 
+    loop = "map"  # fuses into loops (lower/numba.py)
+
     name = "where"
     sympy_levels = 3
 
@@ -584,6 +590,8 @@ class Clip(Op):
     """``clip(x, lo, hi)`` = min(max(x, lo), hi). Gradient: to x strictly inside (lo, hi), else to
     the bound that is active (lo and hi may be expressions); hi wins when the bounds cross (as
     NumPy's value does)."""
+
+    loop = "map"  # fuses into loops (lower/numba.py)
 
     name = "clip"
     # np.clip(x, lo, hi) = min(max(x, lo), hi)
@@ -621,6 +629,8 @@ class LeakyRelu(Op):
     (alpha at 0). ``alpha`` is an input, so a learned alpha (parametric ReLU) gets a gradient,
     sum of x over x <= 0."""
 
+    loop = "map"  # fuses into loops (lower/numba.py)
+
     name = "leaky_relu"
     sympy_levels, sympy_copies = 3, 3  # x appears three times
 
@@ -653,6 +663,8 @@ def leaky_relu(x, alpha=0.01) -> Expr:
 class Hardtanh(Op):
     """``hardtanh(x, lo, hi)`` = max(lo, min(hi, x)); derivative 1 strictly inside (lo, hi),
     0 outside and at the corners."""
+
+    loop = "map"  # fuses into loops (lower/numba.py)
 
     name = "hardtanh"
 

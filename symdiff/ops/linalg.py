@@ -25,6 +25,10 @@ class Matmul(Op):
 
     name, symbol, precedence = "matmul", "@", PREC_MUL
 
+    def multiply_adds(self, inputs, out):
+        """size(out) x the contracted length (a BLAS call's work)."""
+        return max(out.size, 1) * inputs[0].shape[-1]
+
     def latex_form(self, inputs, parts):
         factors = [latex_group(part, PREC_MUL) for part in parts]
         if inputs[0].ndim == 1:  # a vector on the left is a row: u^T h

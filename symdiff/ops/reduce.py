@@ -85,6 +85,7 @@ class Sum(Reduce):
     """Sum over ``axis``; gradient: g broadcast back over the summed axes."""
 
     name, lowering = "sum", "sum"
+    loop = "sum"  # folds into its input's loop as a running sum
 
     def stable_log(self, node):
         # log(sum(exp(x), axis)) = logsumexp(x, axis)
@@ -113,6 +114,7 @@ class Mean(Sum):
     """Mean over ``axis``; gradient: the bprop of sum divided by the count."""
 
     name, lowering = "mean", "mean"
+    loop = "mean"
 
     def stable_log(self, node):
         return None  # (not sum's rule)

@@ -184,6 +184,7 @@ class BroadcastTo(Op):
     """``x`` broadcast to ``shape`` (NumPy rules); gradient: g summed back to x's shape, which
     grad.py does for every op, so the rule just passes g on."""
 
+    loop = "broadcast"  # fuses into loops: read with broadcast indices
     name = "broadcast_to"
     sympy_identity = True
 
