@@ -153,12 +153,22 @@ def _reduced_index(node: Expr, loop_shape: tuple) -> str | None:
     return ", ".join(parts) + ("," if len(parts) == 1 else "")
 
 
+def _importable(function) -> bool:
+    """True for a module-level function of symdiff's (an op's scalar form) that generated
+    source can import by name."""
+    module = getattr(function, "__module__", "") or ""
+    name = getattr(function, "__name__", "")
+    return (module.startswith("symdiff.") and name.isidentifier()
+            and getattr(sys.modules.get(module), name, None) is function)
+
+
 class _Printer:
     def __init__(self, order, outputs, inputs, layout):
         self.order, self.outputs, self.inputs, self.layout = order, outputs, inputs, layout
         self.quoter = Quoter()
         self.forms = FormPrinter(self.quoter, prefix="np.")
         self.kernels: set[str] = set()
+        self.imported: dict[str, object] = {}  # fn -> an op's scalar function, jitted
         self.names: dict[int, str] = {}
         self.lines: list[str] = []
         self.constants: list[np.ndarray] = []
@@ -167,6 +177,13 @@ class _Printer:
     # -- scalar text of a node's form inside a loop or on 0-d values -------------------------
     def scalar_text(self, node: Expr, args: list[str]) -> str:
         form = lowering_form(node)
+        scalar = node.op.scalar if node.op is not None else None
+        if (isinstance(form, Call) and not form.params and form.fn not in _KERNELS
+                and not isinstance(getattr(np, form.fn, None), np.ufunc)
+                and _importable(scalar)):
+            # an op with a math-module form (Op.scalar) and no ufunc: that function, jitted
+            self.imported[form.fn] = scalar
+            return f"k_{form.fn}({', '.join(self._print(a, args) for a in form.args)})"
         return self._print(form, args)
 
     def _print(self, form, args) -> str:
@@ -258,6 +275,9 @@ class _Printer:
         table = {**_KERNELS, **_ROW_KERNELS}
         kernels = "".join(f"\n@nb.njit(cache=True, error_model='numpy')\n{table[k]}"
                           for k in sorted(self.kernels))
+        kernels += "".join(f"\nfrom {fn.__module__} import {fn.__name__} as _py_{name}\n"
+                           f"k_{name} = nb.njit(cache=True, error_model='numpy')(_py_{name})\n"
+                           for name, fn in sorted(self.imported.items()))
         source = ("import math\nimport numpy as np\nimport numba as nb\n" + kernels +
                   "\n\n@nb.njit(cache=True, error_model='numpy', fastmath=False)\n" +
                   head + "\n" + body + "\n" + ret + "\n")
@@ -468,7 +488,7 @@ def _module_for(source: str):
 def _signature(nb, inputs: Sequence[Expr], constants: Sequence):
     types = []
     for value in [*inputs, *constants]:
-        dtype, ndim = value.dtype, np.ndim(value)
+        dtype, ndim = value.dtype, len(value.shape)
         scalar = nb.from_dtype(np.dtype(dtype))
         types.append(scalar if ndim == 0 else nb.types.Array(scalar, ndim, "C"))
     return tuple(types)
