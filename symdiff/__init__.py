@@ -27,5 +27,8 @@ from .training.scipy_adapter import ScipyObjective, scipy_objective  # noqa: F40
 from .tools.check import check_grad  # noqa: F401
 from .interop.parse import parse  # noqa: F401
 from .interop.sympy_io import from_sympy, to_sympy  # noqa: F401
+from .ops import (  # noqa: F401
+    diag, diagonal, expand_dims, flip, one_hot, pad, repeat, split, squeeze, take_along_axis,
+    tile, trace, tril, triu)
 
 __version__ = "0.1.0"

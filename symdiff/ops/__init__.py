@@ -16,6 +16,9 @@ from .nn import log_softmax, softmax  # noqa: F401
 from .reduce import argmax, logsumexp, max, mean, min, norm, prod, sum  # noqa: F401
 from .shape import (  # noqa: F401
     broadcast_to, concatenate, getitem, reshape, stack, take, transpose)
+from .layout import (  # noqa: F401
+    diag, diagonal, expand_dims, flip, one_hot, pad, repeat, split, squeeze, take_along_axis,
+    tile, trace, tril, triu)
 
 FUNCTIONS = {name: globals()[name] for name, cls in REGISTRY.items()
              if cls.callable_by_name and callable(globals().get(name))}
