@@ -41,7 +41,7 @@ import threading
 import numpy as np
 
 from ..errors import InputError, SymdiffError
-from ..ops.kernels import _along_axis_positions
+from ..ops.kernels import along_axis_positions
 
 __all__ = ["namespace_for", "ArrayAPINamespace", "NAMES", "BLOCK"]
 
@@ -565,11 +565,11 @@ class ArrayAPINamespace:
                 x = xp.concat(blocks, axis=axis)
         return x
 
-    def _along_axis_positions(self, indices, shape, out_shape, axis, like):
+    def _positions_along_axis(self, indices, shape, out_shape, axis, like):
         """Flat positions (a 1-D index array) that ``take_along_axis`` reads in an array of
         ``shape`` for a result of ``out_shape``; an axis of size 1 is read at 0."""
         if isinstance(indices, (np.ndarray, np.generic, int)) and not isinstance(indices, bool):
-            positions = _along_axis_positions(indices, shape, out_shape, axis)
+            positions = along_axis_positions(indices, shape, out_shape, axis)
             return self._index_array(positions.reshape(-1), like)
         xp = self.xp
         idx = self.asarray(indices)
@@ -591,7 +591,7 @@ class ArrayAPINamespace:
             else tuple(self.asarray(indices).shape)
         out_shape = tuple(i if d == axis else (n if i == 1 else i)
                           for d, (n, i) in enumerate(zip(x.shape, ishape)))
-        flat = self._along_axis_positions(indices, tuple(x.shape), out_shape, axis, x)
+        flat = self._positions_along_axis(indices, tuple(x.shape), out_shape, axis, x)
         return xp.reshape(xp.take(xp.reshape(x, (-1,)), flat, axis=0), out_shape)
 
     def scatter_along_axis(self, values, indices, shape, axis):
@@ -600,7 +600,7 @@ class ArrayAPINamespace:
         xp = self.xp
         values = self.asarray(values)
         shape = tuple(int(d) for d in shape)
-        flat = self._along_axis_positions(indices, shape, tuple(values.shape), axis, values)
+        flat = self._positions_along_axis(indices, shape, tuple(values.shape), axis, values)
         rows = self._scatter_rows(xp.reshape(values, (-1, 1)), flat, math.prod(shape))
         return xp.reshape(rows, shape)
 

@@ -99,7 +99,7 @@ def index_add(values, index, shape):
     return out
 
 
-def _along_axis_positions(indices, shape, out_shape, axis):
+def along_axis_positions(indices, shape, out_shape, axis):
     """Flat positions in an array of ``shape`` that ``take_along_axis`` reads for each entry of
     its result (of ``out_shape``); an axis of size 1 in ``shape`` is read at 0 (broadcast)."""
     indices = np.asarray(indices)
@@ -118,7 +118,7 @@ def scatter_along_axis(values, indices, shape, axis):
     """Zeros of ``shape`` with ``values`` added where ``take_along_axis(., indices, axis)``
     reads them; repeated positions accumulate (its transpose)."""
     values = np.asarray(values)
-    positions = _along_axis_positions(indices, shape, values.shape, axis)
+    positions = along_axis_positions(indices, shape, values.shape, axis)
     size = int(np.prod(shape, dtype=np.int64))
     if values.dtype.kind == "f":
         total = np.bincount(positions.ravel(), weights=values.ravel(), minlength=size)
