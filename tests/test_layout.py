@@ -218,3 +218,16 @@ def test_text_calls_the_layout_functions(text, want):
     value = np.arange(9.0).reshape(1, 3, 3)
     np.testing.assert_array_equal(sd.compile(e)(value), want(value))
     assert sd.parse(str(e), {"x": (1, 3, 3)}) is e
+
+
+@pytest.mark.parametrize("build", [
+    lambda x: sd.tile(x, np.array("a")), lambda x: sd.tile(x, 2.0), lambda x: sd.tile(x, [[1]]),
+    lambda x: sd.tile(x, 2 ** 62), lambda x: sd.repeat(x, 2 ** 62), lambda x: sd.pad(x, 2 ** 62),
+    lambda x: sd.one_hot(x, 2 ** 62), lambda x: sd.diag(x[0], 2 ** 62),
+    lambda x: sd.split(x, np.array(2)), lambda x: sd.split(x, 0),
+    lambda x: sd.repeat(x, "ab"), lambda x: sd.expand_dims(x, 1.0)])
+def test_bad_arguments_raise_symdiff_errors(build):
+    """Found by the public-surface fuzzer: tile iterated a 0-d array of reps (TypeError); a
+    result shape past int64 is refused when the node is built."""
+    with pytest.raises(sd.SymdiffError):
+        build(sd.var("x", (2, 3)))

@@ -35,6 +35,11 @@ def _axes_tuple(axes, opname: str) -> tuple:
     return axes
 
 
+def _result_shape(shape, opname: str) -> tuple:
+    """``shape`` checked as a result shape (ShapeError when its size passes int64)."""
+    return normalize_shape(tuple(shape), f"{opname}: result shape")
+
+
 def _as_index_expr(indices, opname: str) -> Expr:
     if isinstance(indices, Expr):
         return indices
@@ -250,7 +255,8 @@ class Pad(Op):
         if len(self.pad_width) != x.ndim:
             raise ShapeError(f"pad: pad_width {self.pad_width} has {len(self.pad_width)} "
                              f"pairs for input shape {fmt_shape(x.shape)}")
-        return tuple(d + b + a for d, (b, a) in zip(x.shape, self.pad_width)), x.dtype
+        shape = [d + b + a for d, (b, a) in zip(x.shape, self.pad_width)]
+        return _result_shape(shape, "pad"), x.dtype
 
     def lower(self, x):
         return Call("pad", (x, self.pad_width), (("constant_values", self.constant_values),))
@@ -353,7 +359,7 @@ class Tile(Op):
 
     def infer(self, x):
         shape, reps = _tile_layout(x.shape, self.reps)
-        return tuple(s * r for s, r in zip(shape, reps)), x.dtype
+        return _result_shape([s * r for s, r in zip(shape, reps)], "tile"), x.dtype
 
     def lower(self, x):
         return Call("tile", (x, self.reps))
@@ -378,11 +384,15 @@ def tile(x, reps) -> Expr:
     (2, 2, 6)
     """
     x = as_expr(x)
-    if isinstance(reps, (int, np.integer)) and not isinstance(reps, (bool, np.bool_)):
-        reps = (reps,)
-    if not isinstance(reps, (tuple, list, np.ndarray)):
-        raise ShapeError(f"tile: reps must be an int or a tuple of ints, got {reps!r}")
-    op = Tile(tuple(reps))
+    try:
+        counts = np.asarray(reps)
+    except (ValueError, TypeError, OverflowError):  # ragged lists and the like
+        counts = None
+    if counts is not None and counts.size == 0:
+        counts = counts.astype(np.int64)  # () is float64 to NumPy
+    if counts is None or counts.ndim > 1 or counts.dtype.kind not in "iu":
+        raise ShapeError(f"tile: reps must be an int or a tuple of ints, got {reps!r:.80}")
+    op = Tile(tuple(int(r) for r in counts.reshape(-1)))
     if len(op.reps) <= x.ndim and all(r == 1 for r in op.reps):
         return x
     return apply(op, (x,))
@@ -424,7 +434,7 @@ class Repeat(Op):
             size = sum(self.repeats)
         else:
             size = n * self.repeats
-        return shape[:axis] + (size,) + shape[axis + 1:], x.dtype
+        return _result_shape(shape[:axis] + (size,) + shape[axis + 1:], "repeat"), x.dtype
 
     def lower(self, x):
         return Call("repeat", (x, self.repeats), (("axis", self.axis),))
@@ -594,7 +604,7 @@ class OneHot(Op):
     def infer(self, labels):
         if labels.dtype.kind not in "iuf":
             raise DTypeError(f"one_hot: labels must be integers, got {labels.dtype}")
-        return labels.shape + (self.n,), np.dtype(np.float64)
+        return _result_shape(labels.shape + (self.n,), "one_hot"), np.dtype(np.float64)
 
     def lower(self, labels):
         return Call("one_hot", (labels, self.n))
@@ -694,7 +704,7 @@ class Diag(Op):
         if v.ndim != 1:
             raise ShapeError(f"diag: the op takes a vector, got shape {fmt_shape(v.shape)}")
         n = v.shape[0] + abs(self.k)
-        return (n, n), v.dtype
+        return _result_shape((n, n), "diag"), v.dtype
 
     def lower(self, v):
         return Call("diag", (v,), (("k", self.k),))
