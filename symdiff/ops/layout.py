@@ -24,7 +24,7 @@ from .base import (Op, axes_param, check_axis_range, float_param, int_param, nor
 from .kernels import scalar_identity
 from .lowering import Call, Subscript
 from .reduce import sum as reduce_sum
-from .shape import ScatterAdd, _check_indices, broadcast_to, getitem, reshape, transpose
+from .shape import ScatterAdd, _check_indices, getitem, reshape, transpose
 
 
 def _axes_tuple(axes, opname: str) -> tuple:
@@ -687,7 +687,13 @@ def _diagonal_embed(g: Expr, shape: tuple, offset: int, axis1: int, axis2: int) 
         full = expand_dims(pad(g, lead + ((0, n1 - length),)), -1) * eye
     else:            # entry (c - offset, c) holds g[c]: index g by column
         full = expand_dims(pad(g, lead + ((0, n2 - length),)), -2) * eye
-    layout = [d for d in range(len(shape)) if d not in (axis1, axis2)] + [axis1, axis2]
+    return _last_two_back(full, axis1, axis2)
+
+
+def _last_two_back(full: Expr, axis1: int, axis2: int) -> Expr:
+    """``full``, whose last two axes are (axis1, axis2) of an array and the others that
+    array's remaining axes in order, transposed to the array's layout."""
+    layout = [d for d in range(full.ndim) if d not in (axis1, axis2)] + [axis1, axis2]
     return transpose(full, tuple(int(a) for a in np.argsort(layout)))
 
 
@@ -808,10 +814,11 @@ class Trace(Diagonal):
         return shape[:-1], np.trace(np.zeros((1, 1), dtype=x.dtype)).dtype
 
     def bprop(self, inputs, out, g):
+        # d trace / dx = eye(n1, n2, offset) on axes (axis1, axis2), scaled by g
         x = inputs[0]
-        n = _diagonal_length(x.shape[self.axis1], x.shape[self.axis2], self.offset)
-        spread = broadcast_to(expand_dims(g, -1), g.shape + (n,))
-        return [_diagonal_embed(spread, x.shape, self.offset, self.axis1, self.axis2)]
+        eye = np.eye(x.shape[self.axis1], x.shape[self.axis2], k=self.offset, dtype=g.dtype)
+        full = expand_dims(g, (-2, -1)) * const(eye)
+        return [_last_two_back(full, self.axis1, self.axis2)]
 
 
 def trace(x, offset=0, axis1=0, axis2=1) -> Expr:
