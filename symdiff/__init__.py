@@ -36,6 +36,9 @@ from .ops import (  # noqa: F401
 from .ops import argsort, cumsum, sort, std, variance  # noqa: F401
 
 from . import testing  # noqa: F401 (sd.testing.check_backward)
+from .ops import (  # noqa: F401
+    diag, diagonal, expand_dims, flip, one_hot, pad, repeat, split, squeeze, take_along_axis,
+    tile, trace, tril, triu)
 
 __version__ = "0.1.0"
 from .batching import vmap  # noqa: F401

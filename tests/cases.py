@@ -27,6 +27,7 @@ import sympy as sp
 import symdiff as sd
 from symdiff.graph import apply
 from symdiff.ops.elementwise import dsigmoid, dtanh
+from symdiff.ops.layout import ScatterAlongAxis
 from symdiff.ops.reduce import Permute
 from symdiff.ops.shape import ScatterAdd
 
@@ -37,7 +38,9 @@ API_FUNCTIONS = tuple(
     "outer transpose reshape concatenate stack take broadcast_to softmax log_softmax argmax "
     "floor round sign stop_gradient "
     "log_sigmoid erf erfc gelu silu elu sinh cosh arcsin arccos arctan arcsinh arccosh arctanh "
-    "arctan2 logaddexp reciprocal mod variance std cumsum sort".split())
+    "arctan2 logaddexp reciprocal mod variance std cumsum sort".split()) + tuple(
+    "squeeze expand_dims split flip tile repeat pad take_along_axis one_hot tril triu diag "
+    "diagonal trace".split())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -330,6 +333,35 @@ def _stop_gradient(lib):
         x = x if inner is None else getattr(lib, inner)(x)
         return sd.stop_gradient(x) if lib is sd else x
     return fn
+
+
+def _split(lib):
+    """Piece ``piece`` of ``split(x, sections, axis)``."""
+    def fn(x, sections, axis=0, piece=0):
+        return lib.split(x, sections, axis=axis)[piece]
+    return fn
+
+
+def _take_along_axis(lib):
+    return lambda x, indices, axis: lib.take_along_axis(x, np.array(indices), axis=axis)
+
+
+def _scatter_along_axis_build(g, shape, indices, axis):
+    return apply(ScatterAlongAxis(shape, axis), (g, sd.const(np.asarray(indices))))
+
+
+def _scatter_along_axis_ref(g, shape, indices, axis):
+    read = np.take_along_axis(_positions(shape), np.asarray(indices), axis=axis)
+    return _accumulate(g, read, shape)
+
+
+def _along(shape, indices, axis, label) -> Case:
+    g_shape = np.take_along_axis(_positions(shape), np.asarray(indices), axis=axis).shape
+    return C(g_shape, shape=shape, indices=indices, axis=axis, label=label)
+
+
+def _one_hot_ref(labels, n):
+    return (np.asarray(labels)[..., None] == np.arange(n)).astype(np.float64)
 
 
 _MASK23 = np.array([[True, False, True], [False, False, True]])
@@ -679,4 +711,84 @@ ROWS: list[Row] = [
          C((2, 3), order=np.array([[2, 0, 1], [0, 2, 1]]), axis=1, label="2x3-axis1"),
          C((2, 3), order=np.array([[1, 0, 0], [0, 1, 1]]), axis=0, label="2x3-axis0")],
         float32=True),
+    # layout (ops/layout.py)
+    Row("squeeze", sd.squeeze, np.squeeze,
+        [C((2, 1, 3)), C((2, 1, 3), axis=1), C((1, 3, 1), axis=-1), C((1, 3, 1), axis=(0, 2)),
+         C((1, 1))], float32=True,
+        bad=[C((2, 3), axis=0), C((2, 1), axis=2)]),
+    Row("expand_dims", sd.expand_dims, np.expand_dims,
+        [C((2, 3), axis=0), C((2, 3), axis=-1), C((2, 3), axis=(0, 3)), C((3,), axis=(-1, 0)),
+         C((), axis=0)], float32=True, sympy=lambda x: x,
+        bad=[C((2, 3), axis=3), C((2, 3), axis=(0, 0))]),
+    Row("split", _split(sd), _split(np),
+        [C((6,), sections=3, piece=1, label="6-sections3-piece1"),
+         C((5, 2), sections=[2, 3], piece=2, label="5x2-at2,3-piece2"),
+         C((5, 2), sections=[2, 3], piece=0, label="5x2-at2,3-piece0"),
+         C((2, 6), sections=[1, 4], axis=1, piece=1, label="2x6-at1,4-axis1-piece1"),
+         C((2, 6), sections=2, axis=-1, piece=0, label="2x6-sections2-axis-1-piece0"),
+         C((5,), sections=[-2], piece=1, label="5-at-2-piece1")], float32=True,
+        bad=[C((5, 2), sections=2, label="5x2-sections2"),
+             C((5, 2), sections=[1], axis=2, label="5x2-axis2")]),
+    Row("flip", sd.flip, np.flip,
+        [C((5,)), C((2, 3)), C((2, 3), axis=0), C((2, 3), axis=-1), C((2, 3, 2), axis=(0, 2))],
+        float32=True,
+        bad=[C((2, 3), axis=2)]),
+    Row("tile", sd.tile, np.tile,
+        [C((3,), reps=2), C((2, 3), reps=(2, 1)), C((2, 3), reps=(2, 1, 2)), C((2, 3), reps=3),
+         C((), reps=(2, 2)), C((2, 1, 3), reps=(1, 2))], float32=True),
+    Row("repeat", sd.repeat, np.repeat,
+        [C((2, 3), repeats=2), C((2, 3), repeats=2, axis=0),
+         C((2, 3), repeats=[1, 0, 2], axis=1, label="2x3-repeats1,0,2-axis1"),
+         C((2, 3), repeats=3, axis=-1), C((4,), repeats=[2, 1, 1, 3], label="4-repeats2,1,1,3"),
+         C((), repeats=2), C((2, 3), repeats=[2], axis=0, label="2x3-repeats_list2-axis0")],
+        float32=True,
+        bad=[C((2, 3), repeats=[1, 2], axis=1, label="2x3-repeats1,2-axis1"),
+             C((2, 3), repeats=2, axis=2)]),
+    Row("pad", sd.pad, np.pad,
+        [C((3,), pad_width=1), C((2, 3), pad_width=(1, 2)),
+         C((2, 3), pad_width=((0, 1), (2, 0)), label="2x3-pad01,20"),
+         C((2, 3), pad_width=((1, 1),), constant_values=0.5, label="2x3-pad11-fill0.5"),
+         C((2, 3, 2), pad_width=((0, 0), (1, 0), (0, 2)), label="2x3x2-pad00,10,02")],
+        float32=True,
+        bad=[C((2, 3), pad_width=((1, 1), (1, 1), (1, 1)), label="2x3-pad3pairs"),
+             C((2, 3), pad_width=-1, label="2x3-pad-1")]),
+    Row("take_along_axis", _take_along_axis(sd), _take_along_axis(np),
+        [C((3, 4), indices=[[0, 3, 3], [1, 1, 0], [2, 0, 0]], axis=1, label="3x4-idx3x3-axis1"),
+         C((3, 4), indices=[[2, 2, 0, 1]], axis=0, label="3x4-idx1x4-axis0"),
+         C((3, 4), indices=[[1], [0], [3]], axis=-1, label="3x4-idx3x1-axis-1"),
+         C((5,), indices=[4, 4, 0, -1], axis=0, label="5-idx4,4,0,-1"),
+         C((1, 4), indices=[[0, 1], [1, 1], [3, 2]], axis=1, label="1x4-idx3x2-broadcast"),
+         C((2, 3, 2), indices=[[[1], [0], [2]]], axis=1, label="2x3x2-idx1x3x1-axis1")],
+        float32=True,
+        bad=[C((3, 4), indices=[[0]], axis=2, label="3x4-axis2"),
+             C((3, 4), indices=[[0, 1], [1, 0]], axis=1, label="3x4-idx2x2-axis1"),
+             C((3, 4), indices=[0, 1], axis=1, label="3x4-idx1d-axis1")]),
+    Row("scatter_along_axis", _scatter_along_axis_build, _scatter_along_axis_ref,
+        [_along((3, 4), [[0, 3, 3], [1, 1, 0], [2, 0, 0]], 1, "3x4-idx3x3-axis1"),
+         _along((3, 4), [[2, 2, 0, 1]], 0, "3x4-idx1x4-axis0"),
+         _along((5,), [4, 4, 0, -1], 0, "5-idx4,4,0,-1"),
+         _along((1, 4), [[0, 1], [1, 1], [3, 2]], 1, "1x4-idx3x2-broadcast")]),
+    Row("one_hot", sd.one_hot, _one_hot_ref,
+        [C((5,), n=4), C((2, 3), n=3), C((), n=2)],
+        domain=integers(-1, 4), gradient="none"),
+    Row("tril", sd.tril, np.tril,
+        [C((3, 3)), C((3, 4), k=1), C((4, 3), k=-1), C((2, 3, 3)), C((2, 3), k=-2)],
+        float32=True,
+        bad=[C((3,))]),
+    Row("triu", sd.triu, np.triu,
+        [C((3, 3)), C((3, 4), k=1), C((4, 3), k=-1), C((2, 3, 3)), C((2, 3), k=2)],
+        bad=[C((3,))]),
+    Row("diag", sd.diag, np.diag,
+        [C((3,)), C((3,), k=1), C((2,), k=-2), C((1,))], float32=True,
+        bad=[C((2, 3, 4)), C(())]),
+    Row("diagonal", sd.diagonal, np.diagonal,
+        [C((3, 3)), C((3, 4), offset=1), C((4, 3), offset=-1), C((3, 4), offset=-2),
+         C((2, 3, 4), axis1=1, axis2=2), C((2, 3, 4), offset=1, axis1=-1, axis2=0),
+         C((3, 2, 4), offset=-1, axis1=2, axis2=0)], float32=True,
+        bad=[C((3,)), C((3, 3), axis1=0, axis2=-2), C((3, 3), axis2=2)]),
+    Row("trace", sd.trace, np.trace,
+        [C((3, 3)), C((3, 4), offset=1), C((4, 3), offset=-2), C((2, 3, 4), axis1=1, axis2=2),
+         C((2, 3, 3), axis1=-2, axis2=-1), C((3, 2, 4), offset=1, axis1=2, axis2=0)],
+        float32=True,
+        bad=[C((3,)), C((3, 3), axis1=1, axis2=1)]),
 ]

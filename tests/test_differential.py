@@ -159,7 +159,9 @@ class Generator:
         kind = self.choice(["exp", "log", "log1p", "expm1", "sqrt", "square", "abs", "sin",
                             "cos", "tan", "tanh", "sigmoid", "softplus", "relu", "negative",
                             "leaky_relu", "hardtanh", "power_const", "power_base"]
-                           + ([] if self.scalar else ["stop_gradient", "nondiff"]))
+                           # nondiff twice: each of floor, round and sign must show up off the
+                           # path in a default-sized run, with more op families to share it
+                           + ([] if self.scalar else ["stop_gradient", "nondiff", "nondiff"]))
         if kind == "exp":
             return sd.exp(sd.tanh(a) * 2.0 if self.rng.random() < 0.5 else a)
         if kind == "log":
@@ -403,13 +405,74 @@ class Generator:
             items = [Ellipsis] + items[-1:]
         return a[tuple(items)]
 
+    def layout_op(self, a):
+        """squeeze expand_dims split flip tile repeat pad take_along_axis tril triu diag
+        diagonal trace, with negative axes, offsets, uneven repeats and repeated indices."""
+        rng, nd = self.rng, a.ndim
+        kind = self.choice(["squeeze", "expand_dims", "split", "flip", "tile", "repeat", "pad",
+                            "take_along_axis", "tril", "triu", "diag", "diagonal", "trace"])
+        if kind == "squeeze":
+            if 1 not in a.shape:
+                raise Reject
+            ones = [d for d, n in enumerate(a.shape) if n == 1]
+            out = sd.squeeze(a, None if rng.random() < 0.5 else self.choice(ones) - nd)
+        elif kind == "expand_dims":
+            out = sd.expand_dims(a, int(rng.integers(-nd - 1, nd + 1)))
+        elif kind in ("tril", "triu"):
+            if nd < 2:
+                raise Reject
+            out = getattr(sd, kind)(a, k=int(rng.integers(-1, 2)))
+        elif kind == "diag":
+            if nd not in (1, 2):
+                raise Reject
+            out = sd.diag(a, k=int(rng.integers(-1, 2)))
+        elif kind in ("diagonal", "trace"):
+            if nd < 2:
+                raise Reject
+            axis1, axis2 = (int(d) - nd * int(rng.random() < 0.3)
+                            for d in rng.choice(nd, 2, replace=False))
+            fn = sd.diagonal if kind == "diagonal" else sd.trace
+            out = fn(a, int(rng.integers(-1, 2)), axis1=axis1, axis2=axis2)
+        elif kind == "tile":
+            out = sd.tile(a, tuple(int(r) for r in rng.integers(1, 3, int(rng.integers(1, 3)))))
+        elif kind == "repeat":
+            axis = None if nd == 0 or rng.random() < 0.3 else int(rng.integers(-nd, nd))
+            n = a.size if axis is None else a.shape[axis]
+            repeats = (int(rng.integers(2, 4)) if rng.random() < 0.5
+                       else rng.integers(0, 3, n).tolist())
+            out = sd.repeat(a, repeats, axis=axis)
+        else:
+            if nd == 0:
+                raise Reject
+            axis = int(rng.integers(-nd, nd))
+            n = a.shape[axis]
+            if kind == "split":
+                if n < 2:
+                    raise Reject
+                out = self.choice(sd.split(a, [int(rng.integers(1, n))], axis=axis))
+            elif kind == "flip":
+                out = sd.flip(a, None if rng.random() < 0.4 else axis)
+            elif kind == "pad":
+                width = self.choice([1, (0, 1), rng.integers(0, 2, (nd, 2)).tolist()])
+                out = sd.pad(a, width, constant_values=self.choice([0.0, 0.5]))
+            else:
+                shape = [1 if d != axis % nd and rng.random() < 0.3 else size
+                         for d, size in enumerate(a.shape)]
+                shape[axis % nd] = int(rng.integers(1, 4))
+                idx = rng.integers(-n, n, shape)
+                idx.flat[-1] = idx.flat[0]  # repeats on purpose
+                out = sd.take_along_axis(a, idx, axis=axis)
+        if out is a or out.size == 0:
+            raise Reject
+        return out
+
     # -- a whole graph --------------------------------------------------------------------------
     def build(self) -> sd.Expr:
         n_ops = int(self.rng.integers(1, MAX_OPS + 1))
         self.new_var(() if self.scalar else self.choice(SHAPES))
         families = ([self.unary] * 4 + [self.binary] * 4 + [self.reduction] * 2
                     + ([] if self.scalar else [self.softmax, self.linalg, self.linalg]
-                       + [self.shape_op] * 3)
+                       + [self.shape_op] * 3 + [self.layout_op] * 2)
                     + [self.special] * 2)
         built = 0
         attempts = 0
@@ -776,7 +839,7 @@ def _known_bug(problem: str) -> str | None:
 
 DIFFERENTIABLE_OPS = {row.op for row in ROWS if row.gradient == "fd"} - {
     "scatter_add", "index_add", "permute",  # internal: built by the bprops of take, indexing
-                                            # and sort
+    "scatter_along_axis",                   # sort and take_along_axis
     "dtanh", "dsigmoid",         # internal: built by the bprops of tanh and sigmoid
     "astype"}  # rounds to float32, beyond these float64 tolerances: its own row checks it
 

@@ -40,10 +40,9 @@ import threading
 
 import numpy as np
 
-from ..ops.kernels import SIGMOID_TAIL, TANH_TAIL
 
 from ..errors import InputError, SymdiffError
-from ..ops.kernels import erf_pair
+from ..ops.kernels import SIGMOID_TAIL, TANH_TAIL, along_axis_positions, erf_pair
 
 __all__ = ["namespace_for", "ArrayAPINamespace", "NAMES", "BLOCK"]
 
@@ -618,6 +617,129 @@ class ArrayAPINamespace:
         transpose of :meth:`getitem`."""
         values = self.asarray(values)
         return self._plan(index, tuple(int(d) for d in shape)).scatter(self, values)
+
+    # -- layout (ops/layout.py) ------------------------------------------------------------------
+    def squeeze(self, x, axis):
+        return self.xp.squeeze(self.asarray(x), axis=tuple(axis))
+
+    def expand_dims(self, x, axis):
+        """Size-1 axes at the result positions ``axis``, as one reshape (the standard's
+        ``expand_dims`` inserts one axis)."""
+        x = self.asarray(x)
+        rest = iter(x.shape)
+        shape = tuple(1 if i in axis else next(rest) for i in range(x.ndim + len(axis)))
+        return self.xp.reshape(x, shape)
+
+    def flip(self, x, axis=None):
+        return self.xp.flip(self.asarray(x), axis=axis)
+
+    def tile(self, x, reps):
+        return self.xp.tile(self.asarray(x), tuple(reps))
+
+    def repeat(self, x, repeats, axis=None):
+        """``np.repeat``; per-entry counts become an index array, as the standard asks."""
+        x = self.asarray(x)
+        if isinstance(repeats, tuple):
+            repeats = self._index_array(repeats, x)
+        return self.xp.repeat(x, repeats, axis=axis)
+
+    def pad(self, x, pad_width, constant_values=0.0):
+        """``np.pad`` in constant mode: per axis, a concatenation with filled blocks."""
+        xp = self.xp
+        x = self.asarray(x)
+        fill = constant_values if self._kind(x.dtype) in "fc" else int(constant_values)
+        for axis, (before, after) in enumerate(pad_width):
+            blocks = []
+            for width in (before, None, after):
+                if width is None:
+                    blocks.append(x)
+                elif width:
+                    shape = tuple(width if d == axis else n for d, n in enumerate(x.shape))
+                    blocks.append(xp.full(shape, fill, dtype=x.dtype, **self._device_kw(x)))
+            if len(blocks) > 1:
+                x = xp.concat(blocks, axis=axis)
+        return x
+
+    def _positions_along_axis(self, indices, shape, out_shape, axis, like):
+        """Flat positions (a 1-D index array) that ``take_along_axis`` reads in an array of
+        ``shape`` for a result of ``out_shape``; an axis of size 1 is read at 0."""
+        if isinstance(indices, (np.ndarray, np.generic, int)) and not isinstance(indices, bool):
+            positions = along_axis_positions(indices, shape, out_shape, axis)
+            return self._index_array(positions.reshape(-1), like)
+        xp = self.xp
+        idx = self.asarray(indices)
+        idx = xp.broadcast_to(xp.where(idx < 0, idx + shape[axis], idx), tuple(out_shape))
+        strides = [math.prod(shape[d + 1:]) for d in range(len(shape))]
+        positions = idx * strides[axis]
+        for d, size in enumerate(shape):
+            if d != axis and size > 1:
+                along = xp.arange(out_shape[d], dtype=idx.dtype, **self._device_kw(like))
+                along = xp.reshape(along, (-1,) + (1,) * (len(shape) - d - 1))
+                positions = positions + along * strides[d]
+        return xp.reshape(positions, (-1,))
+
+    def take_along_axis(self, x, indices, axis):
+        """``np.take_along_axis`` (other axes broadcast) as ``take`` on the flattened x."""
+        xp = self.xp
+        x = self.asarray(x)
+        ishape = tuple(np.shape(indices)) if isinstance(indices, (np.ndarray, np.generic)) \
+            else tuple(self.asarray(indices).shape)
+        out_shape = tuple(i if d == axis else (n if i == 1 else i)
+                          for d, (n, i) in enumerate(zip(x.shape, ishape)))
+        flat = self._positions_along_axis(indices, tuple(x.shape), out_shape, axis, x)
+        return xp.reshape(xp.take(xp.reshape(x, (-1,)), flat, axis=0), out_shape)
+
+    def scatter_along_axis(self, values, indices, shape, axis):
+        """Zeros of ``shape`` with ``values`` added where :meth:`take_along_axis` reads them
+        (repeated positions accumulate): a one-hot product, as :meth:`scatter_add`."""
+        xp = self.xp
+        values = self.asarray(values)
+        shape = tuple(int(d) for d in shape)
+        flat = self._positions_along_axis(indices, shape, tuple(values.shape), axis, values)
+        rows = self._scatter_rows(xp.reshape(values, (-1, 1)), flat, math.prod(shape))
+        return xp.reshape(rows, shape)
+
+    def one_hot(self, labels, n):
+        """float ``labels[..., None] == arange(n)``."""
+        xp = self.xp
+        labels = self.asarray(labels)
+        cols = xp.arange(n, dtype=labels.dtype, **self._device_kw(labels))
+        hits = xp.reshape(labels, tuple(labels.shape) + (1,)) == cols
+        return xp.astype(hits, self.float_dtype())
+
+    def tril(self, x, k=0):
+        return self.xp.tril(self.asarray(x), k=k)
+
+    def triu(self, x, k=0):
+        return self.xp.triu(self.asarray(x), k=k)
+
+    def diag(self, v, k=0):
+        """``np.diag`` of a vector: ``eye(m, k)`` times v padded to m, as a column (the row
+        index holds v[i] for k >= 0) or a row (the column index, for k < 0)."""
+        xp = self.xp
+        v = self.asarray(v)
+        m = v.shape[0] + abs(k)
+        device = self._device_kw(v)
+        if k:
+            v = xp.concat([v, xp.zeros((abs(k),), dtype=v.dtype, **device)])
+        eye = xp.eye(m, k=k, dtype=v.dtype, **device)
+        return eye * xp.reshape(v, (m, 1) if k >= 0 else (1, m))
+
+    def diagonal(self, x, offset=0, axis1=0, axis2=1):
+        """``np.diagonal``: the two axes moved last and merged, then ``take`` of the flat
+        positions ``r * n2 + r + offset`` of the diagonal's rows r."""
+        xp = self.xp
+        x = self.asarray(x)
+        rest = [d for d in range(x.ndim) if d not in (axis1, axis2)]
+        x = xp.permute_dims(x, tuple(rest + [axis1, axis2]))
+        n1, n2 = x.shape[-2], x.shape[-1]
+        length = max(0, min(n1, n2 - offset) if offset >= 0 else min(n1 + offset, n2))
+        rows = np.arange(max(0, -offset), max(0, -offset) + length)
+        flat = xp.reshape(x, tuple(x.shape[:-2]) + (n1 * n2,))
+        return self.take(flat, rows * n2 + rows + offset, axis=flat.ndim - 1)
+
+    def trace(self, x, offset=0, axis1=0, axis2=1):
+        return self.sum(self.diagonal(x, offset, axis1, axis2), axis=-1)
 
 
 # ------------------------------------------------------------------------------------------------

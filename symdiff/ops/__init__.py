@@ -24,6 +24,9 @@ from .reduce import argsort, cumsum, sort, std, variance  # noqa: F401
 from .elementwise import astype  # noqa: F401
 from . import dispatch  # noqa: F401,E402
 from .custom import define_op  # noqa: F401,E402
+from .layout import (  # noqa: F401
+    diag, diagonal, expand_dims, flip, one_hot, pad, repeat, split, squeeze, take_along_axis,
+    tile, trace, tril, triu)
 
 FUNCTIONS = {name: globals()[name] for name, cls in REGISTRY.items()
              if cls.callable_by_name and callable(globals().get(name))}

@@ -151,6 +151,42 @@ def dsigmoid(x, s):
     return _with_tail(r, x, s > SIGMOID_TAIL, _sigmoid_slope)
 
 
+def along_axis_positions(indices, shape, out_shape, axis):
+    """Flat positions in an array of ``shape`` that ``take_along_axis`` reads for each entry of
+    its result (of ``out_shape``); an axis of size 1 in ``shape`` is read at 0 (broadcast)."""
+    indices = np.asarray(indices)
+    n = shape[axis]
+    positions = np.broadcast_to(np.where(indices < 0, indices + n, indices), out_shape)
+    strides = np.cumprod((1,) + tuple(shape[:0:-1]))[::-1]
+    positions = positions * strides[axis]
+    for d, size in enumerate(shape):
+        if d != axis and size > 1:
+            along = np.arange(out_shape[d]).reshape((-1,) + (1,) * (len(shape) - d - 1))
+            positions = positions + along * strides[d]
+    return positions
+
+
+def scatter_along_axis(values, indices, shape, axis):
+    """Zeros of ``shape`` with ``values`` added where ``take_along_axis(., indices, axis)``
+    reads them; repeated positions accumulate (its transpose)."""
+    values = np.asarray(values)
+    positions = along_axis_positions(indices, shape, values.shape, axis)
+    size = int(np.prod(shape, dtype=np.int64))
+    if values.dtype.kind == "f":
+        total = np.bincount(positions.ravel(), weights=values.ravel(), minlength=size)
+        return total.astype(values.dtype, copy=False).reshape(shape)
+    out = np.zeros(size, dtype=values.dtype)
+    np.add.at(out, positions.ravel(), values.ravel())
+    return out.reshape(shape)
+
+
+def one_hot(labels, n):
+    """float64 ``labels[..., None] == arange(n)``: a 1 at each label, zero rows for labels
+    outside 0..n-1."""
+    labels = np.asarray(labels)
+    return (labels[..., None] == np.arange(n)).astype(np.float64)
+
+
 class _NumpyNamespace:
     """NumPy's functions and the kernels above as one object. A name is looked up on first use
     and then kept as an attribute (walking all of ``dir(numpy)`` up front would import NumPy's
@@ -172,7 +208,10 @@ def numpy_namespace() -> _NumpyNamespace:
     return _NumpyNamespace(dict(sigmoid=sigmoid, softplus=softplus, logsumexp=logsumexp,
                                 softmax=softmax, log_softmax=log_softmax,
                                 norm=norm, scatter_add=scatter_add, index_add=index_add,
-                                dtanh=dtanh, dsigmoid=dsigmoid, erf=erf, erfc=erfc, gelu=gelu))
+                                dtanh=dtanh, dsigmoid=dsigmoid, erf=erf, erfc=erfc, gelu=gelu,
+                                scatter_along_axis=scatter_along_axis, one_hot=one_hot))
+
+
 
 
 # ---------------------------------------------------------------------------------------------
@@ -184,6 +223,11 @@ def scalar_sigmoid(x):
     """The formula of :func:`sigmoid` (bit for bit); below -709 math.exp overflows and
     raises, and NumPy computes the 0."""
     return 1.0 / (1.0 + math.exp(-x))
+
+
+def scalar_spread(x, **params):
+    """The variance (or standard deviation) of one number: 0, nan for nan or inf (as NumPy)."""
+    return x - x
 
 
 def scalar_dtanh(x, t):

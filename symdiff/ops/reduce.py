@@ -15,7 +15,7 @@ from ..graph import Expr, apply, as_expr, const
 from ..printing import PREC_MUL, latex_escape, latex_group
 from .base import (Op, axes_param, bool_param, check_axis_range, float_dtype, int_param,
                    normalize_axis, normalize_single_axis)
-from .kernels import scalar_identity
+from .kernels import scalar_identity, scalar_spread
 from .lowering import Call
 from .elementwise import equal, exp, stop_gradient, where
 from .shape import broadcast_to, getitem, reshape
@@ -287,6 +287,7 @@ class Variance(Reduce):
 
     name, lowering, keep_dtype = "variance", "var", False
     sympy = staticmethod(lambda s, x: s.sp.S.Zero)  # the variance of one number
+    scalar = staticmethod(scalar_spread)  # ... is 0 (nan for nan or inf, as NumPy)
 
     def __init__(self, axis=None, keepdims=False, ddof=0):
         Op.__init__(self, axis=axes_param(axis, self.name),
