@@ -38,7 +38,7 @@ pytestmark = pytest.mark.slow
 
 CALLS = scaled(20_000, 200_000, env="SYMDIFF_FUZZ_CALLS")
 SEED = int(os.environ.get("SYMDIFF_FUZZ_SEED", "20261204"))
-PATH_FUNCTIONS = {"save", "load", "render"}
+PATH_FUNCTIONS = {"save", "load", "render", "report"}
 TIME_LIMIT = 5.0  # seconds per call (fit with epochs=2**31 would run, correctly, for ages)
 
 

@@ -62,7 +62,12 @@ def _vmap_case(seed: int, float32: bool):
     def fn(*xs):
         return substitute([graph.y], dict(zip(stand_ins, xs)))[0]
 
-    mapped = sd.vmap(fn, in_axes=tuple(axes))(*args)
+    try:
+        mapped = sd.vmap(fn, in_axes=tuple(axes))(*args)
+    except sd.SymdiffError as error:  # the documented refusal (test_ops_without_batching_rule)
+        if "no batching rule" not in str(error):
+            raise
+        pytest.skip(str(error))
     typed = fn(*[sd.var(a.name, a.shape[:k] + a.shape[k + 1:], a.dtype) if k is not None
                  else a for a, k in zip(args, axes)])
     assert mapped.shape == (BATCH,) + graph.y.shape

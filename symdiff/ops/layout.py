@@ -67,6 +67,10 @@ class Squeeze(Op):
     def __init__(self, axis):
         super().__init__(axis=_axes_tuple(axis, "squeeze"))
 
+    def batch(self, inputs, batched):
+        # the same axes, counted past the batch axis (vmap)
+        return apply(type(self)(tuple(a + 1 for a in self.axis)), inputs)
+
     def infer(self, x):
         for a in self.axis:
             check_axis_range(a, x.ndim, "squeeze", x.shape)
@@ -110,6 +114,10 @@ class ExpandDims(Op):
 
     def __init__(self, axis):
         super().__init__(axis=_axes_tuple(axis, "expand_dims"))
+
+    def batch(self, inputs, batched):
+        # the same axes, counted past the batch axis (vmap)
+        return apply(type(self)(tuple(a + 1 for a in self.axis)), inputs)
 
     def infer(self, x):
         ndim = x.ndim + len(self.axis)
@@ -162,6 +170,9 @@ class Split(Op):
         if not 0 <= start <= stop:
             raise SymdiffError(f"split: piece {start}:{stop} must have 0 <= start <= stop")
         super().__init__(axis=axis, start=start, stop=stop)
+
+    def batch(self, inputs, batched):
+        return apply(Split(self.axis + 1, self.start, self.stop), inputs)
 
     def infer(self, x):
         check_axis_range(self.axis, x.ndim, "split", x.shape)
@@ -251,6 +262,10 @@ class Pad(Op):
         super().__init__(pad_width=tuple(pairs),
                          constant_values=float_param(constant_values, "pad", "constant_values"))
 
+    def batch(self, inputs, batched):
+        # no padding along the batch axis
+        return apply(Pad(((0, 0),) + self.pad_width, self.constant_values), inputs)
+
     def infer(self, x):
         if len(self.pad_width) != x.ndim:
             raise ShapeError(f"pad: pad_width {self.pad_width} has {len(self.pad_width)} "
@@ -311,6 +326,10 @@ class Flip(Op):
 
     def __init__(self, axis):
         super().__init__(axis=_axes_tuple(axis, "flip"))
+
+    def batch(self, inputs, batched):
+        # the same axes, counted past the batch axis (vmap)
+        return apply(type(self)(tuple(a + 1 for a in self.axis)), inputs)
 
     def infer(self, x):
         for a in self.axis:
@@ -424,6 +443,11 @@ class Repeat(Op):
         check_axis_range(self.axis, x.ndim, "repeat", x.shape)
         return x.shape, self.axis
 
+    def batch(self, inputs, batched):
+        if self.axis is None:  # repeats of the flattened x: each batch entry flattens alone
+            raise SymdiffError("vmap: repeat with axis=None has no batching rule; give an axis")
+        return apply(Repeat(self.repeats, self.axis + 1), inputs)
+
     def infer(self, x):
         shape, axis = self._base_shape(x)
         n = shape[axis]
@@ -518,6 +542,11 @@ class TakeAlongAxis(Op):
     def __init__(self, axis):
         super().__init__(axis=int_param(axis, "take_along_axis", "axis"))
 
+    def batch(self, inputs, batched):
+        # both operands get the batch axis (a size-1 one broadcasts), the axis moves past it
+        x, indices = (v if b else expand_dims(v, 0) for v, b in zip(inputs, batched))
+        return apply(TakeAlongAxis(self.axis + 1), (x, indices))
+
     def infer(self, x, indices):
         check_axis_range(self.axis, x.ndim, "take_along_axis", x.shape)
         return _along_axis_shape(x.shape, indices, self.axis, "take_along_axis"), x.dtype
@@ -601,6 +630,9 @@ class OneHot(Op):
             raise SymdiffError(f"one_hot: n must be non-negative, got {n}")
         super().__init__(n=n)
 
+    def batch(self, inputs, batched):
+        return apply(self, inputs)  # the new axis is last: the batch axis stays first
+
     def infer(self, labels):
         if labels.dtype.kind not in "iuf":
             raise DTypeError(f"one_hot: labels must be integers, got {labels.dtype}")
@@ -631,6 +663,12 @@ class _Triangle(Op):
 
     def __init__(self, k=0):
         super().__init__(k=int_param(k, self.name, "k"))
+
+    def batch(self, inputs, batched):
+        # tril/triu act on the last two axes; a 1-D x (made a matrix) has no rule
+        if inputs[0].ndim < 3:
+            raise SymdiffError(f"vmap: {self.name} of a vector has no batching rule")
+        return apply(self, inputs)
 
     def infer(self, x):
         if x.ndim < 2:
@@ -752,6 +790,9 @@ class Diagonal(Op):
             raise SymdiffError(f"diagonal: axes {axis1} and {axis2} must be distinct and "
                                f"non-negative")
         super().__init__(offset=offset, axis1=axis1, axis2=axis2)
+
+    def batch(self, inputs, batched):
+        return apply(type(self)(self.offset, self.axis1 + 1, self.axis2 + 1), inputs)
 
     def infer(self, x):
         if x.ndim < 2:

@@ -18,7 +18,7 @@ from .base import (Op, axes_param, bool_param, check_axis_range, float_dtype, in
 from .kernels import scalar_identity, scalar_spread
 from .lowering import Call
 from .elementwise import equal, exp, stop_gradient, where
-from .shape import broadcast_to, getitem, reshape
+from .shape import batch_all, broadcast_to, getitem, reshape
 
 
 def _kept_shape(shape: tuple, axes: tuple | None) -> tuple:
@@ -75,10 +75,12 @@ class Reduce(Op):
         return broadcast_to(self._expand(e, x), x.shape)
 
     def batch(self, inputs, batched):
-        # the same reduction over the same axes, counted past the batch axis
+        # the same reduction over the same axes, counted past the batch axis (other params,
+        # such as variance's ddof, kept)
         x = inputs[0]
         axes = range(x.ndim - 1) if self.axis is None else self.axis
-        return apply(type(self)(tuple(a + 1 for a in axes), self.keepdims), (x,))
+        params = {**dict(self.params), "axis": tuple(a + 1 for a in axes)}
+        return apply(type(self)(**params), (x,))
 
 
 class Sum(Reduce):
@@ -368,6 +370,13 @@ class Cumsum(Op):
     def __init__(self, axis=None):
         super().__init__(axis=None if axis is None else int_param(axis, "cumsum", "axis"))
 
+    def batch(self, inputs, batched):
+        # the same axis past the batch axis (a negative axis counts from the end: unchanged)
+        if self.axis is None:
+            raise SymdiffError(f"vmap: {self.name} with axis=None (flattened) has no batching "
+                               f"rule; give an axis")
+        return apply(type(self)(self.axis + 1 if self.axis >= 0 else self.axis), inputs)
+
     def infer(self, x):
         if self.axis is None:
             return (x.size,), Sum.result_dtype(self, x.dtype)
@@ -405,6 +414,13 @@ class Argsort(Op):
     def __init__(self, axis=-1):
         super().__init__(axis=int_param(axis, "argsort", "axis"))
 
+    def batch(self, inputs, batched):
+        # the same axis past the batch axis (a negative axis counts from the end: unchanged)
+        if self.axis is None:
+            raise SymdiffError(f"vmap: {self.name} with axis=None (flattened) has no batching "
+                               f"rule; give an axis")
+        return apply(type(self)(self.axis + 1 if self.axis >= 0 else self.axis), inputs)
+
     def infer(self, x):
         check_axis_range(self.axis, x.ndim, "argsort", x.shape)
         return x.shape, np.dtype(np.int64)
@@ -427,6 +443,11 @@ class Permute(Op):
 
     def __init__(self, axis):
         super().__init__(axis=int_param(axis, "permute", "axis"))
+
+    def batch(self, inputs, batched):
+        # both the values and the order get the batch axis; the axis moves past it
+        axis = self.axis + 1 if self.axis >= 0 else self.axis
+        return apply(Permute(axis), tuple(batch_all(inputs, batched)))
 
     def infer(self, v, order):
         check_axis_range(self.axis, v.ndim, "permute", v.shape)
@@ -461,6 +482,13 @@ class Sort(Op):
 
     def __init__(self, axis=-1):
         super().__init__(axis=int_param(axis, "sort", "axis"))
+
+    def batch(self, inputs, batched):
+        # the same axis past the batch axis (a negative axis counts from the end: unchanged)
+        if self.axis is None:
+            raise SymdiffError(f"vmap: {self.name} with axis=None (flattened) has no batching "
+                               f"rule; give an axis")
+        return apply(type(self)(self.axis + 1 if self.axis >= 0 else self.axis), inputs)
 
     def infer(self, x):
         check_axis_range(self.axis, x.ndim, "sort", x.shape)
