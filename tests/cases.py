@@ -218,6 +218,40 @@ COMPARE_CASES = [C((), ()), C((2, 3), (3,)), C((2, 1), (1, 3)),
                  C((2, 3), right=0.0, label="2x3-const0")]
 
 
+def _einsum(lib):
+    """einsum, or tensordot (``tensordot=axes``) or N-D dot (``dot=True``), which symdiff writes
+    as einsums, of the inputs."""
+    def build(*xs, subscripts=None, tensordot=None, dot=False):
+        if dot:
+            return lib.dot(*xs)
+        if tensordot is not None:
+            return lib.tensordot(*xs, axes=tensordot)
+        return lib.einsum(subscripts, *xs)
+    return build
+
+
+def _E(subscripts, *shapes, **kw):
+    return C(*shapes, subscripts=subscripts, label=f"{subscripts}:" + "+".join(
+        _shape_text(s) for s in shapes), **kw)
+
+
+EINSUM_CASES = [
+    _E("ij,jk->ik", (2, 3), (3, 4)), _E("ij,jk", (2, 3), (3, 4)), _E("ii->i", (3, 3)),
+    _E("ii", (3, 3)), _E("iij->ji", (3, 3, 2)), _E("ij->", (2, 3)), _E("ba", (2, 3)),
+    _E("i,j", (2,), (3,)), _E("i,i->i", (3,), (3,)), _E("ij,j->i", (2, 3), (3,)),
+    _E("...ij,...jk->...ik", (2, 1, 3, 4), (5, 4, 2)), _E("...i->...", (2, 3)),
+    _E("bij,bjk->bik", (2, 3, 4), (2, 4, 2)), _E("ijk,kl,lm->im", (2, 3, 4), (4, 5), (5, 2)),
+    _E("ij,ij,ij->j", (2, 3), (2, 3), (2, 3)), _E("i->", (4,)), _E(",i->i", (), (3,)),
+    C((2, 3, 4), (3, 4, 2), tensordot=2, label="tensordot2:2x3x4+3x4x2"),
+    C((2, 3), (3, 4), tensordot=1, label="tensordot1:2x3+3x4"),
+    C((2, 3), (4,), tensordot=0, label="tensordot0:2x3+4"),
+    C((2, 3, 4), (4, 2, 3), tensordot=((1, 2), (2, 0)), label="tensordot_pairs:2x3x4+4x2x3"),
+    C((2, 3, 4), (5, 4, 2), dot=True, label="dot:2x3x4+5x4x2"),
+    C((2, 3, 4), (4,), dot=True, label="dot:2x3x4+4"),
+    C((3,), (2, 3, 4), dot=True, label="dot:3+2x3x4"),
+]
+
+
 def _unary(op, build, ref, domain=None, sympy=None, **kw) -> Row:
     return Row(op, build, ref, UNARY_CASES, domain=domain or uniform(), sympy=sympy, **kw)
 
@@ -451,7 +485,7 @@ ROWS: list[Row] = [
         bad=[C((2, 3), (4,)), C((2, 3, 4), (3, 4, 5)), C((), (3,))]),
     Row("dot", sd.dot, np.dot,
         [C((3,), (3,)), C((2, 3), (3,)), C((3,), (3, 4)), C((2, 3), (3, 4))], sep=".",
-        bad=[C((2, 3), (4,)), C((2, 2, 2), (2,))]),
+        bad=[C((2, 3), (4,)), C((2, 2, 2), (3,))]),
     Row("outer", sd.outer, np.outer, [C((3,), (4,)), C((2, 2), (3,)), C((), (3,))]),
     # shape
     Row("transpose", _transpose(sd), _transpose(np),
@@ -554,4 +588,9 @@ ROWS: list[Row] = [
     Row("stop_gradient", _stop_gradient(sd), _stop_gradient(np),
         UNARY_CASES + [C((2, 3), inner="floor", label="2x3-of_floor")],
         gradient="zero"),
+    # einsum (tensordot and N-D dot are einsums)
+    Row("einsum", _einsum(sd), _einsum(np), EINSUM_CASES, float32=True, fwd_rtol=1e-9,
+        bad=[_E("ij,jk->ik", (2, 3), (4, 5)), _E("ij->i", (2, 3, 4)), _E("ij,jk", (2, 3)),
+             C((2, 3), (2, 3), tensordot=1, label="tensordot1:2x3+2x3"),
+             C((2, 3, 4), (3, 4), dot=True, label="dot:2x3x4+3x4")]),
 ]

@@ -17,5 +17,7 @@ from .reduce import argmax, logsumexp, max, mean, min, norm, prod, sum  # noqa: 
 from .shape import (  # noqa: F401
     broadcast_to, concatenate, getitem, reshape, stack, take, transpose)
 
+from .linalg import einsum, tensordot  # noqa: F401
+
 FUNCTIONS = {name: globals()[name] for name, cls in REGISTRY.items()
              if cls.callable_by_name and callable(globals().get(name))}
