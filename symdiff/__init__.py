@@ -27,6 +27,6 @@ from .training.scipy_adapter import ScipyObjective, scipy_objective  # noqa: F40
 from .tools.check import check_grad  # noqa: F401
 from .interop.parse import parse  # noqa: F401
 from .interop.sympy_io import from_sympy, to_sympy  # noqa: F401
-from .ops import einsum, tensordot  # noqa: F401
+from .ops import avg_pool2d, conv1d, conv2d, einsum, max_pool2d, tensordot  # noqa: F401
 
 __version__ = "0.1.0"

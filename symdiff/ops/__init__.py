@@ -18,6 +18,7 @@ from .shape import (  # noqa: F401
     broadcast_to, concatenate, getitem, reshape, stack, take, transpose)
 
 from .linalg import einsum, tensordot  # noqa: F401
+from .nn import avg_pool2d, conv1d, conv2d, max_pool2d  # noqa: F401
 
 FUNCTIONS = {name: globals()[name] for name, cls in REGISTRY.items()
              if cls.callable_by_name and callable(globals().get(name))}

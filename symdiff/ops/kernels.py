@@ -119,7 +119,16 @@ def numpy_namespace() -> _NumpyNamespace:
     """NumPy's public functions and the kernels above, as one namespace object."""
     return _NumpyNamespace(dict(sigmoid=sigmoid, softplus=softplus, logsumexp=logsumexp,
                                 softmax=softmax, log_softmax=log_softmax,
-                                norm=norm, scatter_add=scatter_add, index_add=index_add))
+                                norm=norm, scatter_add=scatter_add, index_add=index_add,
+                                **_conv_kernels()))
+
+
+def _conv_kernels() -> dict:
+    from . import conv_kernels as k
+    return dict(conv=k.conv, conv_input_grad=k.conv_input_grad,
+                conv_weight_grad=k.conv_weight_grad, max_pool=k.max_pool, avg_pool=k.avg_pool,
+                max_pool_scatter=k.max_pool_scatter, max_pool_gather=k.max_pool_gather,
+                avg_pool_grad=k.avg_pool_grad)
 
 
 #: the namespace compiled code and constant folding call
