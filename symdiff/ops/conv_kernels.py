@@ -115,7 +115,9 @@ def max_pool_scatter(x, g, kernel_size, stride):
 def max_pool_gather(x, h, kernel_size, stride):
     """``h`` read at each window's maximum of ``x`` (the transpose of the scatter)."""
     positions = _argmax_positions(x, kernel_size, stride)
-    return np.asarray(h).reshape(-1)[positions]
+    h = np.asarray(h)
+    return h.reshape(-1)[positions].astype(np.result_type(np.asarray(x).dtype, h.dtype),
+                                           copy=False)
 
 
 def avg_pool_grad(g, input_size, kernel_size, stride):

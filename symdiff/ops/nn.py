@@ -118,9 +118,11 @@ class Conv2d(_Window):
                          dilation=_tuple_param(dilation, d, self.name, "dilation", 1))
 
     def infer(self, x, w):
-        layout = "(N, C, L)" if self.spatial == 1 else "(N, C, H, W)"
-        self._check_rank(x, "x", layout)
-        self._check_rank(w, "w", "(O, C, K)" if self.spatial == 1 else "(O, C, KH, KW)")
+        if x.ndim != 2 + self.spatial or w.ndim != 2 + self.spatial:
+            layouts = ("(N, C, L)", "(O, C, K)") if self.spatial == 1 else (
+                "(N, C, H, W)", "(O, C, KH, KW)")
+            raise ShapeError(f"{self.name}: x must be {layouts[0]} and w {layouts[1]}, got "
+                             f"x {fmt_shape(x.shape)} and w {fmt_shape(w.shape)}")
         if x.shape[1] != w.shape[1]:
             raise ShapeError(f"{self.name}: x {fmt_shape(x.shape)} has {x.shape[1]} channels, "
                              f"w {fmt_shape(w.shape)} expects {w.shape[1]}")
