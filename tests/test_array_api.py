@@ -230,6 +230,22 @@ OPS = [
     _unary("grad_of_getitem", lambda a: sd.grad(sd.sum(sd.sin(a[A([0, 2, 2])])), [a])[0]),
     _row("grad_of_take", lambda a, i: sd.grad(sd.sum(sd.sin(sd.take(a, i))), [a])[0],
          {"a": (5, 3), "i": ((6,), "int64")}),
+    _row("einsum_matmul", lambda a, b: sd.einsum("ij,jk->ik", a, b), {"a": (3, 4), "b": (4, 2)}),
+    _row("einsum_three", lambda a, b, c: sd.einsum("bij,jk,k->bi", a, b, c),
+         {"a": (2, 3, 4), "b": (4, 5), "c": (5,)}),
+    _unary("einsum_diagonal", lambda a: sd.einsum("iij->ji", a), shape=(3, 3, 2)),
+    _unary("einsum_trace", lambda a: sd.einsum("ii", a), shape=(3, 3)),
+    _row("conv2d", lambda x, w: sd.conv2d(x, w, stride=(2, 1), padding=1, dilation=(1, 2)),
+         {"x": (2, 3, 7, 6), "w": (4, 3, 3, 2)}),
+    _row("conv1d", lambda x, w: sd.conv1d(x, w, stride=2, padding=1),
+         {"x": (2, 3, 9), "w": (4, 3, 3)}),
+    _row("grad_of_conv2d", lambda x, w: sd.grad(sd.sum(sd.conv2d(x, w) ** 2), [x, w])[0],
+         {"x": (2, 3, 5, 5), "w": (2, 3, 3, 3)}),
+    _unary("max_pool2d", lambda a: sd.max_pool2d(a, 2), shape=(2, 3, 5, 6)),
+    _unary("max_pool2d_overlap", lambda a: sd.max_pool2d(a, 3, stride=1), shape=(2, 3, 5, 6)),
+    _unary("grad_of_max_pool2d", lambda a: sd.grad(sd.sum(sd.max_pool2d(a, 2) ** 2), [a])[0],
+           shape=(2, 3, 5, 6)),
+    _unary("avg_pool2d", lambda a: sd.avg_pool2d(a, (3, 2), stride=(2, 1)), shape=(2, 3, 7, 6)),
 ]
 
 
