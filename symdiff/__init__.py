@@ -28,5 +28,6 @@ from .tools.check import check_grad  # noqa: F401
 from .interop.parse import parse  # noqa: F401
 from .interop.sympy_io import from_sympy, to_sympy  # noqa: F401
 from .ops import avg_pool2d, conv1d, conv2d, einsum, max_pool2d, tensordot  # noqa: F401
+from .ops import linalg  # noqa: F401  (sd.linalg.inv, solve, det, slogdet, cholesky)
 
 __version__ = "0.1.0"

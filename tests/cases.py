@@ -393,6 +393,42 @@ def _avg_pool_grad(g, input_size, kernel_size, stride=None):
     return apply(AvgPoolGrad(input_size, k, k if stride is None else stride), (g,))
 
 
+# linear algebra: square inputs are shifted by 4 I (inputs in [-1, 1], or the int64 check's 1
+# and 2, stay far from singular); cholesky factors x x^T + 3 I (symmetric positive definite)
+def _shifted(x):
+    if x.ndim >= 2 and x.shape[-1] == x.shape[-2]:
+        return x + 4.0 * np.eye(x.shape[-1])
+    return x
+
+
+def _linalg(name):
+    def build(*xs):
+        return getattr(sd.linalg, name)(*[_shifted(x) for x in xs])
+
+    def ref(*xs):
+        return getattr(np.linalg, name)(*[_shifted(x) for x in xs])
+    return build, ref
+
+
+def _slogdet(part):
+    return (lambda x: sd.linalg.slogdet(_shifted(x))[part],
+            lambda x: np.linalg.slogdet(_shifted(x))[part])
+
+
+def _cholesky(lib):
+    def build(x):
+        if x.ndim < 2 or x.shape[-1] != x.shape[-2]:
+            return lib.linalg.cholesky(x)
+        gram = lib.matmul(x, lib.swapaxes(x, -1, -2) if lib is np else sd.transpose(
+            x, tuple(range(x.ndim - 2)) + (x.ndim - 1, x.ndim - 2)))
+        return lib.linalg.cholesky(gram + 3.0 * np.eye(x.shape[-1]))
+    return build
+
+
+SQUARE_CASES = [C((3, 3)), C((2, 3, 3)), C((1, 1))]
+SQUARE_BAD = [C((2, 3)), C((3,))]
+
+
 def _unary(op, build, ref, domain=None, sympy=None, **kw) -> Row:
     return Row(op, build, ref, UNARY_CASES, domain=domain or uniform(), sympy=sympy, **kw)
 
@@ -772,4 +808,16 @@ ROWS: list[Row] = [
         [C((2, 3, 3, 3), input_size=(7, 6), kernel_size=2),
          C((2, 3, 3, 5), input_size=(7, 6), kernel_size=(3, 2), stride=(2, 1))],
         bad=[C((2, 3, 3, 4), input_size=(7, 6), kernel_size=2)]),
+    # symdiff.linalg
+    Row("inv", *_linalg("inv"), SQUARE_CASES, domain=uniform(-1.0, 1.0), bad=SQUARE_BAD),
+    Row("solve", *_linalg("solve"),
+        [C((3, 3), (3,)), C((3, 3), (3, 2)), C((2, 3, 3), (2, 3, 2)), C((2, 3, 3), (3,)),
+         C((2, 3, 3), (1, 3, 2))], domain=uniform(-1.0, 1.0),
+        bad=[C((3, 3), (2,)), C((3, 3), (2, 2)), C((2, 3), (3,))]),
+    Row("det", *_linalg("det"), SQUARE_CASES, domain=uniform(-1.0, 1.0), bad=SQUARE_BAD),
+    Row("logabsdet", *_slogdet(1), SQUARE_CASES, domain=uniform(-1.0, 1.0), bad=SQUARE_BAD),
+    Row("slogdet_sign", *_slogdet(0), SQUARE_CASES, domain=uniform(-1.0, 1.0),
+        gradient="none", bad=SQUARE_BAD),
+    Row("cholesky", _cholesky(sd), _cholesky(np), SQUARE_CASES, domain=uniform(-1.0, 1.0),
+        bad=SQUARE_BAD),
 ]

@@ -246,6 +246,18 @@ OPS = [
     _unary("grad_of_max_pool2d", lambda a: sd.grad(sd.sum(sd.max_pool2d(a, 2) ** 2), [a])[0],
            shape=(2, 3, 5, 6)),
     _unary("avg_pool2d", lambda a: sd.avg_pool2d(a, (3, 2), stride=(2, 1)), shape=(2, 3, 7, 6)),
+    _unary("inv", lambda a: sd.linalg.inv(a + 4.0 * np.eye(3)), (-1.0, 1.0), shape=(2, 3, 3)),
+    _row("solve", lambda a, b: sd.linalg.solve(a + 4.0 * np.eye(3), b),
+         {"a": (2, 3, 3), "b": (3,)}, (-1.0, 1.0)),
+    _row("solve_matrix", lambda a, b: sd.linalg.solve(a + 4.0 * np.eye(3), b),
+         {"a": (3, 3), "b": (3, 2)}, (-1.0, 1.0)),
+    _unary("det", lambda a: sd.linalg.det(a + 4.0 * np.eye(3)), (-1.0, 1.0), shape=(2, 3, 3)),
+    _unary("slogdet", lambda a: sd.linalg.slogdet(a + 4.0 * np.eye(3))[1], (-1.0, 1.0),
+           shape=(3, 3)),
+    _unary("slogdet_sign", lambda a: sd.linalg.slogdet(a + 4.0 * np.eye(3))[0], (-1.0, 1.0),
+           shape=(3, 3), grad=False),
+    _unary("cholesky", lambda a: sd.linalg.cholesky(a @ sd.transpose(a) + 3.0 * np.eye(3)),
+           (-1.0, 1.0), shape=(3, 3)),
 ]
 
 

@@ -475,6 +475,36 @@ class ArrayAPINamespace:
             term = "".join(term[k] for k in rest) + ch
         return term, x
 
+    # -- the standard's linalg extension -----------------------------------------------------------
+    def _linalg(self):
+        linalg = getattr(self.xp, "linalg", None)
+        if linalg is None:
+            raise SymdiffError(f"backend='array_api': {self.name} has no linalg extension")
+        return linalg
+
+    def inv(self, a):
+        return self._linalg().inv(self._float(a))
+
+    def solve(self, a, b):
+        """NumPy 2's rule: a 1-D ``b`` is one vector (solved as a column)."""
+        xp = self.xp
+        a, b = self._common(self._float(a), b)
+        if b.ndim == 1:
+            return self._linalg().solve(a, xp.reshape(b, (-1, 1)))[..., 0]
+        return self._linalg().solve(a, b)
+
+    def det(self, a):
+        return self._linalg().det(self._float(a))
+
+    def slogdet_sign(self, a):
+        return self._linalg().slogdet(self._float(a))[0]
+
+    def logabsdet(self, a):
+        return self._linalg().slogdet(self._float(a))[1]
+
+    def cholesky(self, a):
+        return self._linalg().cholesky(self._float(a))
+
     # -- convolution and pooling: windows gathered with take, put back with scatter_add ----------
     def _window_index(self, size, kernel, stride, dilation):
         """(P, K) constant index ``p * stride + k * dilation`` of one spatial axis."""

@@ -120,7 +120,15 @@ def numpy_namespace() -> _NumpyNamespace:
     return _NumpyNamespace(dict(sigmoid=sigmoid, softplus=softplus, logsumexp=logsumexp,
                                 softmax=softmax, log_softmax=log_softmax,
                                 norm=norm, scatter_add=scatter_add, index_add=index_add,
-                                **_conv_kernels()))
+                                **_conv_kernels(), **_linalg_kernels()))
+
+
+def _linalg_kernels() -> dict:
+    return dict(inv=lambda a: np.linalg.inv(a), solve=lambda a, b: np.linalg.solve(a, b),
+                det=lambda a: np.linalg.det(a),
+                slogdet_sign=lambda a: np.linalg.slogdet(a)[0],
+                logabsdet=lambda a: np.linalg.slogdet(a)[1],
+                cholesky=lambda a: np.linalg.cholesky(a))
 
 
 def _conv_kernels() -> dict:

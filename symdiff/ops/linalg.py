@@ -14,8 +14,9 @@ import numpy as np
 from ..errors import ShapeError, SymdiffError, fmt_shape
 from ..graph import Expr, apply, as_expr, broadcast_shapes
 from ..printing import latex_group
-from .base import PREC_MUL, Op
+from .base import PREC_MUL, Op, float_dtype
 from .elementwise import multiply
+from .reduce import sum as reduce_sum
 from .lowering import Call, Infix
 from .shape import broadcast_to, reshape, swap_last_two
 
@@ -405,3 +406,249 @@ def _nd_dot(a: Expr, b: Expr) -> Expr:
     tb[-2 if b.ndim >= 2 else 0] = ta[-1]
     out = ta[:-1] + [ch for ch in tb if ch != ta[-1]]
     return _einsum_node(f"{''.join(ta)},{''.join(tb)}->{''.join(out)}", [a, b])
+
+
+# ---------------------------------------------------------------------------------------------
+# symdiff.linalg: inv, solve, det, slogdet, cholesky on (stacks of) square matrices. This
+# module is the public ``symdiff.linalg`` namespace (``sd.linalg.inv`` ...).
+# ---------------------------------------------------------------------------------------------
+def _check_square(x: Expr, opname: str, other: Expr | None = None) -> None:
+    if x.ndim < 2 or x.shape[-1] != x.shape[-2]:
+        also = "" if other is None else f" (b {fmt_shape(other.shape)})"
+        raise ShapeError(f"{opname}: a must be a (stack of) square matrices (..., n, n), "
+                         f"got {fmt_shape(x.shape)}{also}")
+
+
+def _matrix_t(x: Expr) -> Expr:
+    return swap_last_two(x)
+
+
+def _batch_scale(s: Expr, m: Expr) -> Expr:
+    """``s[..., None, None] * m``: a value per matrix times the matrices."""
+    return multiply(reshape(s, s.shape + (1, 1)), m)
+
+
+class Inv(Op):
+    """``np.linalg.inv`` of (stacks of) square matrices. ``d(A^-1) = -A^-1 dA A^-1``, so the
+    gradient is ``-A^-T G A^-T`` (with ``A^-1`` the output) and the jvp ``-A^-1 dA A^-1``."""
+
+    name = "inv"
+    callable_by_name = False
+
+    def infer(self, a):
+        _check_square(a, "linalg.inv")
+        return a.shape, float_dtype(a.dtype)
+
+    def lower(self, a):
+        return Call("inv", (a,))
+
+    def bprop(self, inputs, out, g):
+        out_t = _matrix_t(out)
+        # dA = -A^-T G A^-T
+        return [-matmul(matmul(out_t, g), out_t)]
+
+    def jvp(self, inputs, out, tangents):
+        return -matmul(matmul(out, tangents[0]), out)
+
+
+class Solve(Op):
+    """``np.linalg.solve(a, b)``: ``x = A^-1 b`` with ``b`` a vector ``(n,)`` or a stack of
+    matrices ``(..., n, k)`` (NumPy 2's rule). Gradients: ``gb = solve(A^T, g)`` and
+    ``gA = -gb x^T``; jvp ``solve(A, db - dA x)``."""
+
+    name = "solve"
+    callable_by_name = False
+
+    def infer(self, a, b):
+        _check_square(a, "linalg.solve", b)
+        n = a.shape[-1]
+        if b.ndim == 1:
+            if b.shape[0] != n:
+                raise ShapeError(f"linalg.solve: b {fmt_shape(b.shape)} does not fit a "
+                                 f"{fmt_shape(a.shape)}")
+            shape = a.shape[:-1]
+        else:
+            if b.shape[-2] != n:
+                raise ShapeError(f"linalg.solve: b {fmt_shape(b.shape)} does not fit a "
+                                 f"{fmt_shape(a.shape)} (b must be (n,) or (..., n, k))")
+            try:
+                batch = broadcast_shapes(a.shape[:-2], b.shape[:-2], opname="linalg.solve")
+            except ShapeError:
+                raise ShapeError(f"linalg.solve: the batch axes of a {fmt_shape(a.shape)} and "
+                                 f"b {fmt_shape(b.shape)} cannot be broadcast") from None
+            shape = batch + b.shape[-2:]
+        return shape, float_dtype(np.result_type(a.dtype, b.dtype))
+
+    def lower(self, a, b):
+        return Call("solve", (a, b))
+
+    def bprop(self, inputs, out, g):
+        a, b = inputs
+        # gb = A^-T g, gA = -gb x^T
+        gb = _solve_vectors(_matrix_t(a), g) if b.ndim == 1 else apply(self, (_matrix_t(a), g))
+        if b.ndim == 1:
+            ga = -multiply(reshape(gb, gb.shape + (1,)), reshape(out, out.shape[:-1] + (1,)
+                                                                 + out.shape[-1:]))
+        else:
+            ga = -matmul(gb, _matrix_t(out))
+        return [ga, gb]
+
+    def jvp(self, inputs, out, tangents):
+        a, b = inputs
+        ta, tb = tangents
+        rhs = tb
+        if ta is not None:
+            ax = (matmul(ta, out) if b.ndim != 1 else
+                  reshape(matmul(ta, reshape(out, out.shape + (1,))), out.shape))
+            rhs = -ax if rhs is None else rhs - ax
+        return _solve_vectors(a, rhs) if b.ndim == 1 else apply(self, (a, rhs))
+
+
+def _solve_vectors(a: Expr, v: Expr) -> Expr:
+    """``solve`` for a stack of vectors ``v (..., n)`` (NumPy 2 reads a 2-D ``b`` as matrices,
+    so a batched vector goes through as one column)."""
+    if v.ndim == 1:
+        return apply(Solve(), (a, v))
+    x = apply(Solve(), (a, reshape(v, v.shape + (1,))))
+    return reshape(x, x.shape[:-1])
+
+
+class Det(Op):
+    """``np.linalg.det``. Jacobi's formula: ``d det A = det A tr(A^-1 dA)``, so the gradient is
+    ``g det(A) A^-T`` and the jvp ``det(A) sum(A^-T * dA)``."""
+
+    name = "det"
+    callable_by_name = False
+
+    def infer(self, a):
+        _check_square(a, "linalg.det")
+        return a.shape[:-2], float_dtype(a.dtype)
+
+    def lower(self, a):
+        return Call("det", (a,))
+
+    def bprop(self, inputs, out, g):
+        # dA = g det(A) A^-T
+        return [_batch_scale(g * out, _matrix_t(inv(inputs[0])))]
+
+    def jvp(self, inputs, out, tangents):
+        a = inputs[0]
+        return out * reduce_sum(_matrix_t(inv(a)) * tangents[0], axis=(-2, -1))
+
+
+class Logabsdet(Op):
+    """The ``logabsdet`` of ``np.linalg.slogdet``: ``log |det A|``, gradient ``g A^-T`` (the
+    derivative of ``log |det A|`` is ``A^-T`` wherever ``det A != 0``), jvp
+    ``sum(A^-T * dA)``."""
+
+    name = "logabsdet"
+    callable_by_name = False
+
+    def infer(self, a):
+        _check_square(a, "linalg.slogdet")
+        return a.shape[:-2], float_dtype(a.dtype)
+
+    def lower(self, a):
+        return Call("logabsdet", (a,))
+
+    def bprop(self, inputs, out, g):
+        return [_batch_scale(g, _matrix_t(inv(inputs[0])))]
+
+    def jvp(self, inputs, out, tangents):
+        return reduce_sum(_matrix_t(inv(inputs[0])) * tangents[0], axis=(-2, -1))
+
+
+class SlogdetSign(Op):
+    """The ``sign`` of ``np.linalg.slogdet`` (+-1, or 0 for a singular matrix): piecewise
+    constant, so no gradient (as ``sign``); a gradient requested through it is an error."""
+
+    name = "slogdet_sign"
+    callable_by_name = False
+    differentiable = False
+
+    def infer(self, a):
+        _check_square(a, "linalg.slogdet")
+        return a.shape[:-2], float_dtype(a.dtype)
+
+    def lower(self, a):
+        return Call("slogdet_sign", (a,))
+
+
+class Cholesky(Op):
+    """``np.linalg.cholesky``: the lower factor ``L`` of ``A = L L^T`` (only ``A``'s lower
+    triangle is read; ``A`` is taken as symmetric). Gradient (Murray 2016, eq. 10):
+    ``gA = sym(L^-T Phi(L^T G) L^-1)`` with ``Phi`` the lower triangle with its diagonal halved
+    and ``sym(M) = (M + M^T) / 2``; jvp ``dL = L Phi(L^-1 dA L^-T)``."""
+
+    name = "cholesky"
+    callable_by_name = False
+
+    def infer(self, a):
+        _check_square(a, "linalg.cholesky")
+        return a.shape, float_dtype(a.dtype)
+
+    def lower(self, a):
+        return Call("cholesky", (a,))
+
+    def bprop(self, inputs, out, g):
+        l_inv = inv(out)
+        # gA = L^-T Phi(L^T G) L^-1, symmetrized
+        middle = _phi(matmul(_matrix_t(out), g))
+        ga = matmul(matmul(_matrix_t(l_inv), middle), l_inv)
+        return [0.5 * (ga + _matrix_t(ga))]
+
+    def jvp(self, inputs, out, tangents):
+        l_inv = inv(out)
+        return matmul(out, _phi(matmul(matmul(l_inv, tangents[0]), _matrix_t(l_inv))))
+
+
+def _phi(m: Expr) -> Expr:
+    """The lower triangle of ``m`` with its diagonal halved (a constant mask)."""
+    n = m.shape[-1]
+    mask = np.tril(np.ones((n, n), dtype=m.dtype)) - 0.5 * np.eye(n, dtype=m.dtype)
+    return m * as_expr(mask)
+
+
+def inv(a) -> Expr:
+    """Inverse of a (stack of) square matrices, as ``np.linalg.inv``.
+
+    >>> import symdiff as sd
+    >>> sd.linalg.inv(sd.var("A", (3, 3))).shape
+    (3, 3)
+    """
+    return apply(Inv(), (as_expr(a),))
+
+
+def solve(a, b) -> Expr:
+    """``x`` with ``a x = b``, as ``np.linalg.solve`` (``b`` of shape ``(n,)`` or
+    ``(..., n, k)``).
+
+    >>> import symdiff as sd
+    >>> sd.linalg.solve(sd.var("A", (3, 3)), sd.var("b", (3,))).shape
+    (3,)
+    """
+    return apply(Solve(), (as_expr(a), as_expr(b)))
+
+
+def det(a) -> Expr:
+    """Determinant of a (stack of) square matrices, as ``np.linalg.det``."""
+    return apply(Det(), (as_expr(a),))
+
+
+def slogdet(a) -> tuple[Expr, Expr]:
+    """``(sign, logabsdet)`` as ``np.linalg.slogdet``: two expressions; ``sign`` has no
+    gradient, ``logabsdet`` has ``A^-T``.
+
+    >>> import symdiff as sd
+    >>> sign, logabsdet = sd.linalg.slogdet(sd.var("A", (2, 3, 3)))
+    >>> logabsdet.shape
+    (2,)
+    """
+    a = as_expr(a)
+    return apply(SlogdetSign(), (a,)), apply(Logabsdet(), (a,))
+
+
+def cholesky(a) -> Expr:
+    """Lower Cholesky factor of a (stack of) symmetric positive-definite matrices, as
+    ``np.linalg.cholesky``."""
+    return apply(Cholesky(), (as_expr(a),))
