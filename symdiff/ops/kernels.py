@@ -1,6 +1,7 @@
 """The array namespace generated code calls as ``xp``: NumPy's functions plus the few composite
-kernels that ops lower to (stable sigmoid, logsumexp, softmax, log_softmax, and the scatter-adds
-that transpose take and indexing).
+kernels that ops lower to (stable sigmoid, logsumexp, softmax, log_softmax, the scatter-adds
+that transpose take and indexing, the linear-algebra calls, and the convolution and pooling
+kernels of :mod:`.conv_kernels`, imported on first use).
 
 Lowering writes every array call as ``xp.<name>(...)``, so another array library can be plugged in
 by building a namespace with the same names, without touching the ops.
@@ -99,6 +100,36 @@ def index_add(values, index, shape):
     return out
 
 
+def inv(a):
+    return np.linalg.inv(a)
+
+
+def solve(a, b):
+    """NumPy 2's rule: ``b`` is one vector when 1-D, else a stack of matrices."""
+    return np.linalg.solve(a, b)
+
+
+def det(a):
+    return np.linalg.det(a)
+
+
+def slogdet_sign(a):
+    return np.linalg.slogdet(a)[0]
+
+
+def logabsdet(a):
+    return np.linalg.slogdet(a)[1]
+
+
+def cholesky(a):
+    return np.linalg.cholesky(a)
+
+
+#: kernels of :mod:`.conv_kernels`, imported on first use (``import symdiff`` stays as cheap)
+_CONV_KERNELS = ("conv", "conv_input_grad", "conv_weight_grad", "max_pool", "avg_pool",
+                 "max_pool_scatter", "max_pool_gather", "avg_pool_grad")
+
+
 class _NumpyNamespace:
     """NumPy's functions and the kernels above as one object. A name is looked up on first use
     and then kept as an attribute (walking all of ``dir(numpy)`` up front would import NumPy's
@@ -110,7 +141,11 @@ class _NumpyNamespace:
     def __getattr__(self, name):
         if name.startswith("_"):
             raise AttributeError(name)
-        value = getattr(np, name)
+        if name in _CONV_KERNELS:
+            from . import conv_kernels
+            value = getattr(conv_kernels, name)
+        else:
+            value = getattr(np, name)
         setattr(self, name, value)
         return value
 
@@ -120,23 +155,8 @@ def numpy_namespace() -> _NumpyNamespace:
     return _NumpyNamespace(dict(sigmoid=sigmoid, softplus=softplus, logsumexp=logsumexp,
                                 softmax=softmax, log_softmax=log_softmax,
                                 norm=norm, scatter_add=scatter_add, index_add=index_add,
-                                **_conv_kernels(), **_linalg_kernels()))
-
-
-def _linalg_kernels() -> dict:
-    return dict(inv=lambda a: np.linalg.inv(a), solve=lambda a, b: np.linalg.solve(a, b),
-                det=lambda a: np.linalg.det(a),
-                slogdet_sign=lambda a: np.linalg.slogdet(a)[0],
-                logabsdet=lambda a: np.linalg.slogdet(a)[1],
-                cholesky=lambda a: np.linalg.cholesky(a))
-
-
-def _conv_kernels() -> dict:
-    from . import conv_kernels as k
-    return dict(conv=k.conv, conv_input_grad=k.conv_input_grad,
-                conv_weight_grad=k.conv_weight_grad, max_pool=k.max_pool, avg_pool=k.avg_pool,
-                max_pool_scatter=k.max_pool_scatter, max_pool_gather=k.max_pool_gather,
-                avg_pool_grad=k.avg_pool_grad)
+                                inv=inv, solve=solve, det=det, slogdet_sign=slogdet_sign,
+                                logabsdet=logabsdet, cholesky=cholesky))
 
 
 #: the namespace compiled code and constant folding call
