@@ -4,9 +4,8 @@ window view of its input (``sliding_window_view``, no copy) followed by one cont
 Python loop over output positions. Layouts are PyTorch's: ``x (N, C, *S)``,
 ``w (O, C, *K)``, output ``(N, O, *P)`` with ``P = (S + 2 pad - dil (K - 1) - 1) // stride + 1``.
 
-The transposed convolution (the gradient w.r.t. ``x``) is a convolution too: the upstream
-spread out by the stride, padded by ``dil (K - 1) - pad`` (cropped when negative), correlated
-with the flipped kernel whose two channel axes are swapped.
+The transposed convolution (the gradient w.r.t. ``x``) is the columns ``g W`` of one
+contraction added back into the padded input (col2im), one strided slice-add per kernel offset.
 """
 from __future__ import annotations
 
@@ -25,22 +24,18 @@ def _windows(x, kernel, stride, dilation):
     return view[index]
 
 
-def _pad(x, before, after):
-    """``x`` with its spatial axes padded by zeros (negative amounts crop)."""
-    d = len(before)
-    if any(b > 0 for b in before) or any(a > 0 for a in after):
-        x = np.pad(x, [(0, 0), (0, 0)] + [(max(b, 0), max(a, 0)) for b, a in zip(before, after)])
-    if any(b < 0 for b in before) or any(a < 0 for a in after):
-        x = x[(slice(None),) * 2 + tuple(slice(max(-b, 0), x.shape[2 + i] - max(-a, 0))
-                                         for i, (b, a) in enumerate(zip(before, after)))]
-    return x
+def _pad(x, padding):
+    """``x`` with each spatial axis padded by ``padding`` zeros on both sides."""
+    if not any(padding):
+        return x
+    return np.pad(x, [(0, 0), (0, 0)] + [(p, p) for p in padding])
 
 
 def conv(x, w, stride, padding, dilation):
     """Cross-correlation ``out[n, o, p] = sum_{c, k} x_pad[n, c, p s + k dil] w[o, c, k]``."""
     x, w = np.asarray(x), np.asarray(w)
     d = len(stride)
-    win = _windows(_pad(x, padding, padding), w.shape[2:], stride, dilation)
+    win = _windows(_pad(x, padding), w.shape[2:], stride, dilation)
     spatial_k = list(range(2 + d, 2 + 2 * d))
     out = np.tensordot(win, w, axes=([1] + spatial_k, [1] + list(range(2, 2 + d))))
     return np.ascontiguousarray(np.moveaxis(out, -1, 1))
@@ -48,21 +43,20 @@ def conv(x, w, stride, padding, dilation):
 
 def conv_input_grad(g, w, input_size, stride, padding, dilation):
     """The transposed convolution: ``x_grad[n, c, h] = sum g[n, o, p] w[o, c, k]`` over
-    ``p s + k dil - pad = h``, as a stride-1 correlation of the spread-out ``g`` with the
-    flipped, channel-swapped kernel."""
+    ``p s + k dil - pad = h``. The columns ``g W`` come from one contraction; col2im adds them
+    back with one strided slice-add per kernel offset (not per position), then the padding is
+    cut off."""
     g, w = np.asarray(g), np.asarray(w)
     d = len(stride)
-    if any(s > 1 for s in stride):
-        spread = np.zeros(g.shape[:2] + tuple((n - 1) * s + 1 for n, s in zip(g.shape[2:], stride)),
-                          dtype=g.dtype)
-        spread[(slice(None),) * 2 + tuple(slice(None, None, s) for s in stride)] = g
-        g = spread
-    kernel = w.shape[2:]
-    before = [dl * (k - 1) - p for k, dl, p in zip(kernel, dilation, padding)]
-    after = [size - n - b + dl * (k - 1)
-             for size, n, b, k, dl in zip(input_size, g.shape[2:], before, kernel, dilation)]
-    flipped = np.swapaxes(w[(slice(None),) * 2 + (slice(None, None, -1),) * d], 0, 1)
-    return conv(_pad(g, before, after), flipped, (1,) * d, (0,) * d, dilation)
+    cols = np.tensordot(g, w, axes=([1], [0]))          # (N, *P, C, *K)
+    padded = tuple(n + 2 * p for n, p in zip(input_size, padding))
+    out = np.zeros(g.shape[:1] + w.shape[1:2] + padded, dtype=cols.dtype)
+    for offset in np.ndindex(*w.shape[2:]):
+        window = tuple(slice(k * dl, k * dl + s * (n - 1) + 1, s)
+                       for k, dl, s, n in zip(offset, dilation, stride, g.shape[2:]))
+        part = cols[(slice(None),) * (2 + d) + offset]   # (N, *P, C)
+        out[(slice(None),) * 2 + window] += np.moveaxis(part, -1, 1)
+    return out[(slice(None),) * 2 + tuple(slice(p, p + n) for p, n in zip(padding, input_size))]
 
 
 def conv_weight_grad(x, g, kernel_size, stride, padding, dilation):
@@ -70,7 +64,7 @@ def conv_weight_grad(x, g, kernel_size, stride, padding, dilation):
     of ``x`` with ``g``, one contraction over the windows of ``x``."""
     x, g = np.asarray(x), np.asarray(g)
     d = len(stride)
-    win = _windows(_pad(x, padding, padding), kernel_size, stride, dilation)
+    win = _windows(_pad(x, padding), kernel_size, stride, dilation)
     win = win[(slice(None),) * 2 + tuple(slice(0, n) for n in g.shape[2:])]
     spatial = list(range(2, 2 + d))
     return np.tensordot(g, win, axes=([0] + spatial, [0] + spatial))
