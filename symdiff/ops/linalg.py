@@ -8,6 +8,7 @@ then drops the promoted axis again; grad.py sums any broadcast batch axes back.
 from __future__ import annotations
 
 import operator
+import re
 
 import numpy as np
 
@@ -158,6 +159,7 @@ def outer(a, b) -> Expr:
 # einsum, and tensordot and N-D dot written through it
 # ---------------------------------------------------------------------------------------------
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_CANONICAL = re.compile(r"[A-Za-z]*(,[A-Za-z]*)*->[A-Za-z]*")  # the op's subscripts param
 # contractions with more multiply-adds than this go through np.einsum's optimize=True path
 # (tensordot, so BLAS), whose planning costs tens of microseconds on small operands
 _OPTIMIZE_WORK = 1 << 14
@@ -239,7 +241,7 @@ class Einsum(Op):
     view, writable_view = True, False
 
     def __init__(self, subscripts: str, optimize: bool = False):
-        if not isinstance(subscripts, str) or "->" not in subscripts:
+        if not isinstance(subscripts, str) or not _CANONICAL.fullmatch(subscripts):
             raise SymdiffError(f"einsum: subscripts param must be explicit text 'ab,bc->ac', "
                                f"got {subscripts!r}")
         if not isinstance(optimize, bool):

@@ -173,7 +173,7 @@ class ConvInputGrad(_Window):
             raise SymdiffError(f"{self.name}: input_size must be 1 or 2 ints, got "
                                f"{input_size!r}")
         d = len(input_size)
-        object.__setattr__(self, "spatial", d)
+        object.__setattr__(self, "spatial", d)  # derived from a param (ops are immutable)
         super().__init__(input_size=_tuple_param(input_size, d, self.name, "input_size", 1),
                          stride=_tuple_param(stride, d, self.name, "stride", 1),
                          padding=_tuple_param(padding, d, self.name, "padding", 0),
@@ -217,7 +217,7 @@ class ConvWeightGrad(_Window):
             raise SymdiffError(f"{self.name}: kernel_size must be 1 or 2 ints, got "
                                f"{kernel_size!r}")
         d = len(kernel_size)
-        object.__setattr__(self, "spatial", d)
+        object.__setattr__(self, "spatial", d)  # derived from a param (ops are immutable)
         super().__init__(kernel_size=_tuple_param(kernel_size, d, self.name, "kernel_size", 1),
                          stride=_tuple_param(stride, d, self.name, "stride", 1),
                          padding=_tuple_param(padding, d, self.name, "padding", 0),
