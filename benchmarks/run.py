@@ -26,14 +26,15 @@ import numpy as np
 from . import common
 from .common import Config, Results
 
-WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8")
+WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9")
 
 
 def _runner(name: str):
-    from . import w1_mlp, w2_deep, w3_nested, w4_bigdag, w6_elementwise, w7_tiny, w8_hessian
+    from . import (w1_mlp, w2_deep, w3_nested, w4_bigdag, w6_elementwise, w7_tiny, w8_hessian,
+                   w9_conv)
     return {"W1": w1_mlp.run_w1, "W2": w2_deep.run, "W3": w3_nested.run, "W4": w4_bigdag.run,
             "W5": w1_mlp.run_w5, "W6": w6_elementwise.run, "W7": w7_tiny.run,
-            "W8": w8_hessian.run}[name]
+            "W8": w8_hessian.run, "W9": w9_conv.run}[name]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -272,6 +273,15 @@ def evaluate_targets(results: Results, sd_name: str = "symdiff") -> list[dict]:
             out.append(_t(f"W8 {r.case} peak memory <= 3x the Hessian's size",
                           r.extra["peak_over_hessian"], 3.0,
                           r.extra["peak_over_hessian"] <= 3.0))
+    if cases["W9"]:
+        c = cases["W9"][-1]
+        r = f("W9", c, sd_name)
+        for peer_name, limit, what in (("torch", 1.5, "within 1.5x of PyTorch eager"),
+                                       ("autograd", 1.0, "faster than autograd")):
+            p = f("W9", c, peer_name)
+            ratio = r.time / p.time if r and r.time and p and p.time else None
+            out.append(_t(f"W9 conv2d value+grad {what}", ratio, limit,
+                          ratio is not None and ratio <= limit))
     bad = [c for c in results.checks if c.impl.startswith("symdiff") and not c.ok]
     bad_rows = [r for r in results.rows if r.impl.startswith("symdiff") and r.status != "ok"]
     out.append(_t("symdiff agrees with the references everywhere (no error, no wrong value)",

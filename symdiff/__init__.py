@@ -6,8 +6,8 @@ differentiate it into another graph (``grad``, ``vjp``, ``jacobian``, ``hessian`
 ``compile_grad``). The public names here are those of the API contract (shared/API.md).
 """
 from .errors import (  # noqa: F401
-    DisconnectedInputError, DTypeError, InputError, NonFiniteError, ParseError, ShapeError, SymdiffError,
-    SymdiffWarning, UndefinedGradientError)
+    DisconnectedInputError, DTypeError, InputError, NoBatchingRuleError, NonFiniteError, ParseError,
+    ShapeError, SymdiffError, SymdiffWarning, UndefinedGradientError)
 from .graph import Expr, const, free_vars, var  # noqa: F401
 from .ops import (  # noqa: F401
     abs, argmax, broadcast_to, clip, concatenate, cos, dot, exp, expm1, floor, hardtanh,
@@ -39,6 +39,8 @@ from . import testing  # noqa: F401 (sd.testing.check_backward)
 from .ops import (  # noqa: F401
     diag, diagonal, expand_dims, flip, one_hot, pad, repeat, split, squeeze, take_along_axis,
     tile, trace, tril, triu)
+from .ops import avg_pool2d, conv1d, conv2d, einsum, max_pool2d, tensordot  # noqa: F401
+from .ops import linalg  # noqa: F401  (sd.linalg.inv, solve, det, slogdet, cholesky)
 
 __version__ = "0.1.0"
 from .batching import vmap  # noqa: F401

@@ -34,6 +34,11 @@ class UndefinedGradientError(SymdiffError):
     """A requested gradient flows through an op that has none (argmax, floor, comparisons...)."""
 
 
+class NoBatchingRuleError(SymdiffError):
+    """``vmap`` met an op (or an op's params) that has no batching rule: it cannot be mapped
+    over a batch axis without a loop at run time."""
+
+
 class DisconnectedInputError(SymdiffError):
     """``grad(..., disconnected="raise")`` and the output does not depend on a variable."""
 

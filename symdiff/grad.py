@@ -18,7 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import (DisconnectedInputError, DTypeError, ShapeError, SymdiffError,
+from .errors import (NoBatchingRuleError, DisconnectedInputError, DTypeError, ShapeError, SymdiffError,
                      UndefinedGradientError, expect_choice, fmt_shape)
 from .graph import (Expr, _make_var, as_expr, const, expect_expr, expect_exprs, paused_gc,
                     rebuild, toposort, variables_of)
@@ -313,7 +313,10 @@ def jacobian(y: Expr, x: Expr) -> Expr:
         return const(np.zeros(y.shape + x.shape, dtype=x.dtype))
     # the seeds e_i, one per output entry, each shaped like y
     seeds = const(np.eye(y.size, dtype=y.dtype).reshape((y.size,) + y.shape))
-    rows = vmap(lambda u: vjp(y, x, u))(seeds)
+    try:
+        rows = vmap(lambda u: vjp(y, x, u))(seeds)
+    except NoBatchingRuleError:  # an op vmap cannot batch: one vjp per row instead
+        return _jacobian_rows(y, x)
     return ops.reshape(rows, y.shape + x.shape)
 
 

@@ -28,6 +28,8 @@ import symdiff as sd
 from symdiff.graph import apply
 from symdiff.ops.elementwise import dsigmoid, dtanh
 from symdiff.ops.layout import ScatterAlongAxis
+from symdiff.ops.nn import (AvgPoolGrad, ConvInputGrad, ConvWeightGrad, MaxPoolGather,
+                            MaxPoolScatter)
 from symdiff.ops.reduce import Permute
 from symdiff.ops.shape import ScatterAdd
 
@@ -40,7 +42,7 @@ API_FUNCTIONS = tuple(
     "log_sigmoid erf erfc gelu silu elu sinh cosh arcsin arccos arctan arcsinh arccosh arctanh "
     "arctan2 logaddexp reciprocal mod variance std cumsum sort".split()) + tuple(
     "squeeze expand_dims split flip tile repeat pad take_along_axis one_hot tril triu diag "
-    "diagonal trace".split())
+    "diagonal trace einsum conv1d conv2d max_pool2d avg_pool2d".split())  # tensordot: einsum
 
 
 # ---------------------------------------------------------------------------------------------
@@ -225,6 +227,216 @@ SOFTMAX_CASES = [C((4,)), C((2, 3), axis=0), C((2, 3), axis=1), C((2, 3), axis=-
                  C((2, 3, 2), axis=0), C((2, 3, 2), axis=1)]
 COMPARE_CASES = [C((), ()), C((2, 3), (3,)), C((2, 1), (1, 3)),
                  C((2, 3), right=0.0, label="2x3-const0")]
+
+
+def _einsum(lib):
+    """einsum, or tensordot (``tensordot=axes``) or N-D dot (``dot=True``), which symdiff writes
+    as einsums, of the inputs."""
+    def build(*xs, subscripts=None, tensordot=None, dot=False):
+        if dot:
+            return lib.dot(*xs)
+        if tensordot is not None:
+            return lib.tensordot(*xs, axes=tensordot)
+        return lib.einsum(subscripts, *xs)
+    return build
+
+
+def _E(subscripts, *shapes, **kw):
+    return C(*shapes, subscripts=subscripts, label=f"{subscripts}:" + "+".join(
+        _shape_text(s) for s in shapes), **kw)
+
+
+EINSUM_CASES = [
+    _E("ij,jk->ik", (2, 3), (3, 4)), _E("ij,jk", (2, 3), (3, 4)), _E("ii->i", (3, 3)),
+    _E("ii", (3, 3)), _E("iij->ji", (3, 3, 2)), _E("ij->", (2, 3)), _E("ba", (2, 3)),
+    _E("i,j", (2,), (3,)), _E("i,i->i", (3,), (3,)), _E("ij,j->i", (2, 3), (3,)),
+    _E("...ij,...jk->...ik", (2, 1, 3, 4), (5, 4, 2)), _E("...i->...", (2, 3)),
+    _E("bij,bjk->bik", (2, 3, 4), (2, 4, 2)), _E("ijk,kl,lm->im", (2, 3, 4), (4, 5), (5, 2)),
+    _E("ij,ij,ij->j", (2, 3), (2, 3), (2, 3)), _E("i->", (4,)), _E(",i->i", (), (3,)),
+    C((2, 3, 4), (3, 4, 2), tensordot=2, label="tensordot2:2x3x4+3x4x2"),
+    C((2, 3), (3, 4), tensordot=1, label="tensordot1:2x3+3x4"),
+    C((2, 3), (4,), tensordot=0, label="tensordot0:2x3+4"),
+    C((2, 3, 4), (4, 2, 3), tensordot=((1, 2), (2, 0)), label="tensordot_pairs:2x3x4+4x2x3"),
+    C((2, 3, 4), (5, 4, 2), dot=True, label="dot:2x3x4+5x4x2"),
+    C((2, 3, 4), (4,), dot=True, label="dot:2x3x4+4"),
+    C((3,), (2, 3, 4), dot=True, label="dot:3+2x3x4"),
+]
+
+
+# convolution and pooling: loop references over output positions and kernel offsets (small
+# shapes only), independent of the strided-window kernels
+def _tuple(v, d):
+    return (v,) * d if isinstance(v, int) else tuple(v)
+
+
+def _conv_plan(x_shape, kernel, stride, padding, dilation):
+    """(stride, padding, dilation, output size, [(output position, kernel offset, padded
+    input position)]) of a convolution of spatial rank len(kernel)."""
+    d = len(kernel)
+    s, p, dl = _tuple(stride, d), _tuple(padding, d), _tuple(dilation, d)
+    size = [(x_shape[2 + i] + 2 * p[i] - dl[i] * (kernel[i] - 1) - 1) // s[i] + 1
+            for i in range(d)]
+    taps = [(pos, k, tuple(pos[i] * s[i] + k[i] * dl[i] for i in range(d)))
+            for pos in np.ndindex(*size) for k in np.ndindex(*kernel)]
+    return p, tuple(size), taps
+
+
+def _conv_ref(x, w, stride=1, padding=0, dilation=1):
+    p, size, taps = _conv_plan(x.shape, w.shape[2:], stride, padding, dilation)
+    xp = np.pad(x, [(0, 0), (0, 0)] + [(q, q) for q in p])
+    out = np.zeros(x.shape[:1] + w.shape[:1] + size, dtype=np.result_type(x, w))
+    for pos, k, at in taps:
+        out[(slice(None),) * 2 + pos] += xp[(slice(None),) * 2 + at] @ w[(slice(None),) * 2 + k].T
+    return out
+
+
+def _conv_input_grad_ref(g, w, input_size, stride=1, padding=0, dilation=1):
+    shape = g.shape[:1] + w.shape[1:2] + tuple(input_size)
+    p, size, taps = _conv_plan(shape, w.shape[2:], stride, padding, dilation)
+    xp = np.zeros(shape[:2] + tuple(n + 2 * q for n, q in zip(input_size, p)),
+                  dtype=np.result_type(g, w))
+    for pos, k, at in taps:
+        xp[(slice(None),) * 2 + at] += g[(slice(None),) * 2 + pos] @ w[(slice(None),) * 2 + k]
+    return xp[(slice(None),) * 2 + tuple(slice(q, q + n) for q, n in zip(p, input_size))]
+
+
+def _conv_weight_grad_ref(x, g, kernel_size, stride=1, padding=0, dilation=1):
+    p, size, taps = _conv_plan(x.shape, kernel_size, stride, padding, dilation)
+    xp = np.pad(x, [(0, 0), (0, 0)] + [(q, q) for q in p])
+    out = np.zeros(g.shape[1:2] + x.shape[1:2] + tuple(kernel_size), dtype=np.result_type(x, g))
+    for pos, k, at in taps:
+        out[(slice(None),) * 2 + k] += g[(slice(None),) * 2 + pos].T @ xp[(slice(None),) * 2 + at]
+    return out
+
+
+def _pool_windows(x, kernel_size, stride=None):
+    """[(output position, the window of x as (N, C, KH*KW), its flat input positions)]."""
+    k = _tuple(kernel_size, 2)
+    s = k if stride is None else _tuple(stride, 2)
+    size = [(x.shape[2 + i] - k[i]) // s[i] + 1 for i in range(2)]
+    out = []
+    for pos in np.ndindex(*size):
+        rows = range(pos[0] * s[0], pos[0] * s[0] + k[0])
+        cols = range(pos[1] * s[1], pos[1] * s[1] + k[1])
+        flat = [(r, c) for r in rows for c in cols]
+        window = np.stack([x[:, :, r, c] for r, c in flat], axis=-1)
+        out.append((pos, window, flat))
+    return tuple(size), out
+
+
+def _max_pool_ref(x, kernel_size, stride=None):
+    size, windows = _pool_windows(x, kernel_size, stride)
+    out = np.zeros(x.shape[:2] + size, dtype=x.dtype)
+    for pos, window, _ in windows:
+        out[(slice(None),) * 2 + pos] = window.max(axis=-1)
+    return out
+
+
+def _avg_pool_ref(x, kernel_size, stride=None):
+    size, windows = _pool_windows(x, kernel_size, stride)
+    out = np.zeros(x.shape[:2] + size, dtype=x.dtype if x.dtype.kind == "f" else np.float64)
+    for pos, window, _ in windows:
+        out[(slice(None),) * 2 + pos] = window.mean(axis=-1)
+    return out
+
+
+def _max_scatter_ref(g, x, kernel_size, stride=None):
+    _, windows = _pool_windows(x, kernel_size, stride)
+    out = np.zeros(x.shape, dtype=np.result_type(x, g))
+    n, c = np.indices(x.shape[:2])
+    for pos, window, flat in windows:
+        r, col = np.array(flat)[window.argmax(axis=-1)].transpose(2, 0, 1)
+        np.add.at(out, (n, c, r, col), g[(slice(None),) * 2 + pos])
+    return out
+
+
+def _max_gather_ref(h, x, kernel_size, stride=None):
+    size, windows = _pool_windows(x, kernel_size, stride)
+    out = np.zeros(x.shape[:2] + size, dtype=np.result_type(x, h))
+    n, c = np.indices(x.shape[:2])
+    for pos, window, flat in windows:
+        r, col = np.array(flat)[window.argmax(axis=-1)].transpose(2, 0, 1)
+        out[(slice(None),) * 2 + pos] = h[n, c, r, col]
+    return out
+
+
+def _avg_pool_grad_ref(g, input_size, kernel_size, stride=None):
+    x_shape = g.shape[:2] + tuple(input_size)
+    _, windows = _pool_windows(np.zeros(x_shape), kernel_size, stride)
+    out = np.zeros(x_shape)
+    for pos, _, flat in windows:
+        for r, c in flat:
+            out[:, :, r, c] += g[(slice(None),) * 2 + pos] / len(flat)
+    return out
+
+
+def _pool_internal(op_class):
+    """Builder of an internal pooling op whose first input ``x`` (fixing the max positions) is
+    a constant param: ``build(g, x=..., kernel_size=..., stride=...)``."""
+    def build(g, x, kernel_size, stride=None):
+        return apply(op_class(kernel_size, stride), (sd.const(x), g))
+    return build
+
+
+_POOL_X = np.random.default_rng(7).permutation(2 * 3 * 7 * 6).reshape(2, 3, 7, 6) / 50.0
+CONV2D_CASES = [
+    C((2, 3, 7, 6), (4, 3, 3, 2)), C((2, 3, 7, 6), (4, 3, 3, 2), padding=1),
+    C((2, 3, 7, 6), (4, 3, 3, 2), stride=2), C((2, 3, 7, 6), (4, 3, 3, 2), dilation=2),
+    C((2, 3, 7, 6), (4, 3, 2, 2), stride=(2, 1), padding=(0, 2), dilation=(2, 1),
+      label="2x3x7x6+4x3x2x2-mixed"),
+    C((1, 2, 5, 5), (2, 2, 3, 3), stride=3, padding=2, label="1x2x5x5+2x2x3x3-s3p2"),
+]
+CONV1D_CASES = [C((2, 3, 9), (4, 3, 3)), C((2, 3, 9), (4, 3, 3), stride=2, padding=2),
+                C((2, 3, 9), (2, 3, 2), dilation=3, padding=1)]
+
+
+def _conv_input_grad(g, w, input_size, stride=1, padding=0, dilation=1):
+    return apply(ConvInputGrad(input_size, stride, padding, dilation), (g, w))
+
+
+def _conv_weight_grad(x, g, kernel_size, stride=1, padding=0, dilation=1):
+    return apply(ConvWeightGrad(kernel_size, stride, padding, dilation), (x, g))
+
+
+def _avg_pool_grad(g, input_size, kernel_size, stride=None):
+    k = _tuple(kernel_size, 2)
+    return apply(AvgPoolGrad(input_size, k, k if stride is None else stride), (g,))
+
+
+# linear algebra: square inputs are shifted by 4 I (inputs in [-1, 1], or the int64 check's 1
+# and 2, stay far from singular); cholesky factors x x^T + 3 I (symmetric positive definite)
+def _shifted(x):
+    if x.ndim >= 2 and x.shape[-1] == x.shape[-2]:
+        return x + 4.0 * np.eye(x.shape[-1])
+    return x
+
+
+def _linalg(name):
+    def build(*xs):
+        return getattr(sd.linalg, name)(*[_shifted(x) for x in xs])
+
+    def ref(*xs):
+        return getattr(np.linalg, name)(*[_shifted(x) for x in xs])
+    return build, ref
+
+
+def _slogdet(part):
+    return (lambda x: sd.linalg.slogdet(_shifted(x))[part],
+            lambda x: np.linalg.slogdet(_shifted(x))[part])
+
+
+def _cholesky(lib):
+    def build(x):
+        if x.ndim < 2 or x.shape[-1] != x.shape[-2]:
+            return lib.linalg.cholesky(x)
+        gram = lib.matmul(x, lib.swapaxes(x, -1, -2) if lib is np else sd.transpose(
+            x, tuple(range(x.ndim - 2)) + (x.ndim - 1, x.ndim - 2)))
+        return lib.linalg.cholesky(gram + 3.0 * np.eye(x.shape[-1]))
+    return build
+
+
+SQUARE_CASES = [C((3, 3)), C((2, 3, 3)), C((1, 1))]
+SQUARE_BAD = [C((2, 3)), C((3,))]
 
 
 def _unary(op, build, ref, domain=None, sympy=None, **kw) -> Row:
@@ -540,7 +752,7 @@ ROWS: list[Row] = [
         bad=[C((2, 3), (4,)), C((2, 3, 4), (3, 4, 5)), C((), (3,))]),
     Row("dot", sd.dot, np.dot,
         [C((3,), (3,)), C((2, 3), (3,)), C((3,), (3, 4)), C((2, 3), (3, 4))], sep=".",
-        bad=[C((2, 3), (4,)), C((2, 2, 2), (2,))]),
+        bad=[C((2, 3), (4,)), C((2, 2, 2), (3,))]),
     Row("outer", sd.outer, np.outer, [C((3,), (4,)), C((2, 2), (3,)), C((), (3,))]),
     # shape
     Row("transpose", _transpose(sd), _transpose(np),
@@ -791,4 +1003,59 @@ ROWS: list[Row] = [
          C((2, 3, 3), axis1=-2, axis2=-1), C((3, 2, 4), offset=1, axis1=2, axis2=0)],
         float32=True,
         bad=[C((3,)), C((3, 3), axis1=1, axis2=1)]),
+    # einsum (tensordot and N-D dot are einsums)
+    Row("einsum", _einsum(sd), _einsum(np), EINSUM_CASES, float32=True, fwd_rtol=1e-9,
+        bad=[_E("ij,jk->ik", (2, 3), (4, 5)), _E("ij->i", (2, 3, 4)), _E("ij,jk", (2, 3)),
+             C((2, 3), (2, 3), tensordot=1, label="tensordot1:2x3+2x3"),
+             C((2, 3, 4), (3, 4), dot=True, label="dot:2x3x4+3x4")]),
+    # convolution and pooling (PyTorch layouts), and the ops their gradients are made of
+    Row("conv2d", sd.conv2d, _conv_ref, CONV2D_CASES, float32=True, fwd_rtol=1e-9, sep="*",
+        bad=[C((2, 3, 7, 6), (4, 2, 3, 3)), C((2, 3, 2, 2), (4, 3, 3, 3)),
+             C((3, 7, 6), (4, 3, 3, 3))]),
+    Row("conv1d", sd.conv1d, _conv_ref, CONV1D_CASES, float32=True, fwd_rtol=1e-9, sep="*",
+        bad=[C((2, 3, 9), (4, 2, 3)), C((2, 3, 9), (4, 3, 3, 3))]),
+    Row("conv_input_grad", _conv_input_grad, _conv_input_grad_ref,
+        [C((2, 4, 5, 5), (4, 3, 3, 2), input_size=(7, 6)),
+         C((2, 4, 4, 4), (4, 3, 3, 2), input_size=(7, 6), stride=2, padding=1),
+         C((2, 4, 3, 9), (4, 3, 2, 2), input_size=(7, 6), stride=(2, 1), padding=(0, 2),
+           dilation=(2, 1), label="2x4x3x9*4x3x2x2-mixed"),
+         C((2, 4, 5), (4, 3, 3), input_size=(9,), stride=2, padding=1)], sep="*",
+        fwd_rtol=1e-9, bad=[C((2, 4, 5, 5), (3, 3, 3, 2), input_size=(7, 6))]),
+    Row("conv_weight_grad", _conv_weight_grad, _conv_weight_grad_ref,
+        [C((2, 3, 7, 6), (2, 4, 5, 5), kernel_size=(3, 2)),
+         C((2, 3, 7, 6), (2, 4, 4, 4), kernel_size=(3, 2), stride=2, padding=1),
+         C((2, 3, 7, 6), (2, 4, 3, 9), kernel_size=(2, 2), stride=(2, 1), padding=(0, 2),
+           dilation=(2, 1), label="2x3x7x6*2x4x3x9-mixed"),
+         C((2, 3, 9), (2, 4, 5), kernel_size=(3,), stride=2, padding=1)], sep="*",
+        fwd_rtol=1e-9, bad=[C((2, 3, 7, 6), (2, 4, 4, 4), kernel_size=(3, 2))]),
+    Row("max_pool2d", sd.max_pool2d, _max_pool_ref,
+        [C((2, 3, 7, 6), kernel_size=2), C((2, 3, 7, 6), kernel_size=(3, 2), stride=(2, 1)),
+         C((2, 3, 7, 6), kernel_size=3, stride=1)], domain=distinct(-4.0, 4.0, 0.02),
+        float32=True, bad=[C((2, 3, 2, 2), kernel_size=3), C((3, 7, 6), kernel_size=2)]),
+    Row("max_pool2d_scatter", _pool_internal(MaxPoolScatter), _max_scatter_ref,
+        [C((2, 3, 3, 3), x=_POOL_X, kernel_size=2, label="2x3x3x3-k2"),
+         C((2, 3, 5, 4), x=_POOL_X, kernel_size=3, stride=1, label="2x3x5x4-k3s1")]),
+    Row("max_pool2d_gather", _pool_internal(MaxPoolGather), _max_gather_ref,
+        [C((2, 3, 7, 6), x=_POOL_X, kernel_size=2, label="2x3x7x6-k2"),
+         C((2, 3, 7, 6), x=_POOL_X, kernel_size=3, stride=1, label="2x3x7x6-k3s1")]),
+    Row("avg_pool2d", sd.avg_pool2d, _avg_pool_ref,
+        [C((2, 3, 7, 6), kernel_size=2), C((2, 3, 7, 6), kernel_size=(3, 2), stride=(2, 1)),
+         C((2, 3, 7, 6), kernel_size=3, stride=1)], float32=True,
+        bad=[C((2, 3, 2, 2), kernel_size=3), C((3, 7, 6), kernel_size=2)]),
+    Row("avg_pool2d_grad", _avg_pool_grad, _avg_pool_grad_ref,
+        [C((2, 3, 3, 3), input_size=(7, 6), kernel_size=2),
+         C((2, 3, 3, 5), input_size=(7, 6), kernel_size=(3, 2), stride=(2, 1))],
+        bad=[C((2, 3, 3, 4), input_size=(7, 6), kernel_size=2)]),
+    # symdiff.linalg
+    Row("inv", *_linalg("inv"), SQUARE_CASES, domain=uniform(-1.0, 1.0), bad=SQUARE_BAD),
+    Row("solve", *_linalg("solve"),
+        [C((3, 3), (3,)), C((3, 3), (3, 2)), C((2, 3, 3), (2, 3, 2)), C((2, 3, 3), (3,)),
+         C((2, 3, 3), (1, 3, 2))], domain=uniform(-1.0, 1.0),
+        bad=[C((3, 3), (2,)), C((3, 3), (2, 2)), C((2, 3), (3,))]),
+    Row("det", *_linalg("det"), SQUARE_CASES, domain=uniform(-1.0, 1.0), bad=SQUARE_BAD),
+    Row("logabsdet", *_slogdet(1), SQUARE_CASES, domain=uniform(-1.0, 1.0), bad=SQUARE_BAD),
+    Row("slogdet_sign", *_slogdet(0), SQUARE_CASES, domain=uniform(-1.0, 1.0),
+        gradient="none", bad=SQUARE_BAD),
+    Row("cholesky", _cholesky(sd), _cholesky(np), SQUARE_CASES, domain=uniform(-1.0, 1.0),
+        bad=SQUARE_BAD),
 ]

@@ -26,7 +26,7 @@ from benchmarks import handwritten as hw
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PEERS = ("jax", "torch", "autograd", "pytensor", "casadi")
-WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8")
+WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -92,6 +92,16 @@ def test_elementwise_reference_gradient():
     assert value == pytest.approx(plain, rel=1e-12)
     assert hw.elementwise_forward(x) == pytest.approx(value, rel=1e-12)
     _assert_fd(lambda: hw.elementwise_forward(x), x, g)
+
+
+def test_conv_reference_gradient():
+    from benchmarks.w9_conv import handwritten
+    rng = np.random.default_rng(9)
+    x, w = rng.standard_normal((2, 3, 5, 4)), rng.standard_normal((4, 3, 3, 3))
+    value, (gx, gw) = handwritten(x, w)
+    assert gx.shape == x.shape and gw.shape == w.shape
+    _assert_fd(lambda: handwritten(x, w)[0], x, gx)
+    _assert_fd(lambda: handwritten(x, w)[0], w, gw)
 
 
 def test_scalar_references():

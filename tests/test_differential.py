@@ -302,7 +302,8 @@ class Generator:
     def linalg(self, a):
         if a.ndim == 0:
             raise Reject
-        kind = self.choice(["matmul", "matmul", "rmatmul", "dot", "outer"])
+        kind = self.choice(["matmul", "matmul", "rmatmul", "dot", "outer", "einsum",
+                            "tensordot"])
         k = a.shape[-1]
         if kind == "matmul":
             m = int(self.rng.integers(1, 4))
@@ -315,9 +316,66 @@ class Generator:
             return self.pick(self.choice([(n,), (2, n)])) @ a
         if kind == "dot":
             if a.ndim > 2:
-                raise Reject
+                return sd.dot(a, self.pick(self.choice([(k,), (2, k, 2)])))  # N-D: an einsum
             return sd.dot(a, self.pick(self.choice([(k,), (k, 2)])))
+        if kind == "einsum":
+            return self.einsum(a)
+        if kind == "tensordot":
+            return sd.tensordot(a, self.pick((k, 2)), axes=1)
         return sd.outer(a, self.pick(self.choice([(), (2,), (3,)])))
+
+    def einsum(self, a):
+        k = a.shape[-1]
+        forms = [("...i,i->...", (k,)), ("...i->...", None), ("...i,j->...ij", (2,))]
+        if a.ndim == 2:
+            forms += [("ij->ji", None), ("ij,jk->ik", (k, 2)), ("ij,ij,j->i", a.shape + (k,))]
+            if a.shape[0] == k:
+                forms += [("ii->i", None), ("ii", None), ("ij,ji->", (k, k))]
+        subscripts, other = self.choice(forms)
+        if isinstance(other, tuple) and len(other) == 3:  # two extra operands
+            return sd.einsum(subscripts, a, self.pick(other[:2]), self.pick(other[2:]))
+        return sd.einsum(subscripts, a) if other is None else sd.einsum(
+            subscripts, a, self.pick(other))
+
+    def matrix(self, a):
+        """inv, solve, det, slogdet, cholesky of a well-conditioned matrix made from ``a``:
+        tanh of n * n of its entries plus 3 I (strictly diagonally dominant for n <= 3)."""
+        n = self.choice([1, 2, 2, 3])
+        if a.size < n * n:
+            raise Reject
+        entries = sd.reshape(a, (-1,))[: n * n] if a.size > n * n else a
+        m = sd.tanh(sd.reshape(entries, (n, n))) + 3.0 * np.eye(n)
+        kind = self.choice(["inv", "solve", "det", "slogdet", "cholesky"])
+        if kind == "solve":
+            return sd.linalg.solve(m, self.pick(self.choice([(n,), (n, 2)])))
+        if kind == "slogdet":
+            return sd.linalg.slogdet(m)[1]
+        if kind == "cholesky":
+            return sd.linalg.cholesky(m @ m.T + np.eye(n))
+        return getattr(sd.linalg, kind)(m)
+
+    def window(self, a):
+        """conv1d, conv2d, max_pool2d, avg_pool2d on ``a`` reshaped to one image."""
+        size = a.size
+        kind = self.choice(["conv1d", "conv2d", "max_pool2d", "avg_pool2d"])
+        if kind == "conv1d":
+            if size < 3:
+                raise Reject
+            k = int(self.rng.integers(1, 4))
+            return sd.conv1d(sd.reshape(a, (1, 1, size)), self.pick((2, 1, k)),
+                             stride=self.choice([1, 2]), padding=self.choice([0, 1]),
+                             dilation=self.choice([1, 2]))
+        rows = [r for r in (2, 3) if size % r == 0 and size // r >= 2]
+        if not rows:
+            raise Reject
+        r = self.choice(rows)
+        image = sd.reshape(a, (1, 1, r, size // r))
+        if kind == "conv2d":
+            kernel = (int(self.rng.integers(1, 3)), int(self.rng.integers(1, 3)))
+            return sd.conv2d(image, self.pick((2, 1) + kernel), stride=self.choice([1, 2]),
+                             padding=self.choice([0, 1]), dilation=self.choice([1, (1, 2)]))
+        fn = sd.max_pool2d if kind == "max_pool2d" else sd.avg_pool2d
+        return fn(image, 2, stride=self.choice([None, 1]))
 
     def shape_op(self, a):
         kind = self.choice(["transpose", "T", "reshape", "broadcast_to", "concatenate", "stack",
@@ -472,7 +530,7 @@ class Generator:
         self.new_var(() if self.scalar else self.choice(SHAPES))
         families = ([self.unary] * 4 + [self.binary] * 4 + [self.reduction] * 2
                     + ([] if self.scalar else [self.softmax, self.linalg, self.linalg]
-                       + [self.shape_op] * 3 + [self.layout_op] * 2)
+                       + [self.shape_op] * 3 + [self.layout_op] * 2 + [self.matrix, self.window])
                     + [self.special] * 2)
         built = 0
         attempts = 0
@@ -578,6 +636,12 @@ def _bad_at(node, vals, out) -> str | None:
         return f"{name} tie" if _reduction_ties(vals[0], node.op.axis) else None
     if name == "prod":
         return "prod of ~0" if np.any(np.abs(vals[0]) < 0.05) else None
+    if name == "max_pool2d":
+        windows = np.lib.stride_tricks.sliding_window_view(vals[0], node.op.kernel_size,
+                                                           axis=(2, 3))
+        windows = windows[:, :, ::node.op.stride[0], ::node.op.stride[1]]
+        top = np.sort(windows.reshape(windows.shape[:4] + (-1,)), axis=-1)
+        return "max_pool2d tie" if np.any(top[..., -1] - top[..., -2] < MARGIN) else None
     if name == "norm":
         return "norm near 0" if np.any(out < 0.05) else None
     if name == "std":
@@ -840,6 +904,8 @@ def _known_bug(problem: str) -> str | None:
 DIFFERENTIABLE_OPS = {row.op for row in ROWS if row.gradient == "fd"} - {
     "scatter_add", "index_add", "permute",  # internal: built by the bprops of take, indexing
     "scatter_along_axis",                   # sort and take_along_axis
+    "conv_input_grad", "conv_weight_grad", "max_pool2d_scatter", "max_pool2d_gather",
+    "avg_pool2d_grad",           # ... and of convolution and pooling
     "dtanh", "dsigmoid",         # internal: built by the bprops of tanh and sigmoid
     "astype"}  # rounds to float32, beyond these float64 tolerances: its own row checks it
 

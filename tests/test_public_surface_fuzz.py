@@ -288,3 +288,9 @@ def test_the_reported_cases_name_their_argument(tmp_path):
         with pytest.raises(sd.SymdiffError) as info:
             call()
         assert named in str(info.value), (label, str(info.value))
+
+
+def test_init_params_refuses_a_0d_array():
+    # found by the fuzz above: a 0-d array is Iterable to isinstance but cannot be iterated
+    with pytest.raises(sd.SymdiffError, match="init_params"):
+        sd.init.init_params(np.array("a"), 7)

@@ -218,6 +218,21 @@ def test_random_graphs_round_trip(robustness_tally):
         robustness_tally["serialize: random graphs round-tripped"] += 1
 
 
+def test_einsum_and_conv_graphs_round_trip_and_foreign_strings_are_refused():
+    a, b = sd.var("a", (2, 3)), sd.var("b", (3, 3))
+    x, w = sd.var("x", (1, 2, 5, 4)), sd.var("w", (3, 2, 2, 2))
+    y = (sd.sum(sd.einsum("ij,jj->i", a, b)) + sd.linalg.slogdet(b + 3.0 * np.eye(3))[1]
+         + sd.sum(sd.max_pool2d(sd.conv2d(x, w, stride=(2, 1), padding=1), 2)))
+    outs = [y, *sd.grad(y, [a, b, x, w])]
+    text = dumps(outs)
+    assert all(p is q for p, q in zip(loads(text), outs))
+    doc = json.loads(text)
+    node = next(n for n in doc["nodes"] if n.get("op") == "einsum")
+    node["params"]["subscripts"] = "ij,jj->i; import os"
+    with pytest.raises(GraphFileError):
+        loads(json.dumps(doc))
+
+
 def test_float32_int_bool_constants_and_odd_params_round_trip():
     x = sd.var("x", (2, 3), "float32")
     k = sd.var("k", (3,), "int32")

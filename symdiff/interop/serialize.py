@@ -61,16 +61,19 @@ def _to_json(value):
 
 
 _SPEC_TAGS = frozenset({"int", "slice", "newaxis", "ellipsis", "array"})  # getitem specs
+# einsum's canonical subscripts: letters and commas, one arrow (nothing else can pass)
+_SUBSCRIPTS = re.compile(r"[A-Za-z]*(,[A-Za-z]*)*->[A-Za-z]*")
 
 
 def _from_json(value):
-    """Lists back to (hashable) tuples, recursively. Only numbers, booleans, None and the tags
-    of an index spec are allowed: no other string may reach an op (lowering formats params)."""
+    """Lists back to (hashable) tuples, recursively. Only numbers, booleans, None, the tags
+    of an index spec and einsum subscripts are allowed: no other string may reach an op
+    (lowering formats params)."""
     if isinstance(value, list):
         return tuple(_from_json(v) for v in value)
     if value is None or isinstance(value, (bool, int, float)):
         return value
-    if isinstance(value, str) and value in _SPEC_TAGS:
+    if isinstance(value, str) and (value in _SPEC_TAGS or _SUBSCRIPTS.fullmatch(value)):
         return value
     raise GraphFileError(f"unexpected parameter value {value!r}")
 

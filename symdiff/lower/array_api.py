@@ -526,6 +526,205 @@ class ArrayAPINamespace:
         a, b = self._common(a, b)
         return xp.reshape(a, (-1, 1)) * xp.reshape(b, (1, -1))
 
+    def einsum(self, subscripts, *operands, optimize=False):
+        """``np.einsum`` with canonical explicit subscripts (``"ij,jk->ik"``): each operand's
+        repeated indices reduced to their diagonal (``take`` on the merged axes), every operand
+        laid out over all indices (``permute_dims``, ``reshape`` with ones) and multiplied,
+        then the indices not in the output summed. Standard functions only; the product is
+        formed in full (the NumPy backend plans a BLAS contraction instead)."""
+        xp = self.xp
+        left, out = subscripts.split("->")
+        terms = left.split(",")
+        operands = self._common(*operands)
+        letters = []
+        for ch in left.replace(",", ""):
+            if ch not in letters:
+                letters.append(ch)
+        product = None
+        for term, x in zip(terms, operands):
+            term, x = self._diagonal(term, x)
+            order = sorted(range(len(term)), key=lambda k: letters.index(term[k]))
+            if order != list(range(len(term))):
+                x = xp.permute_dims(x, tuple(order))
+            sizes = dict(zip((term[k] for k in order), x.shape))
+            x = xp.reshape(x, tuple(sizes.get(ch, 1) for ch in letters))
+            product = x if product is None else product * x
+        summed = tuple(k for k, ch in enumerate(letters) if ch not in out)
+        if summed:
+            product = xp.sum(product, axis=summed)
+        kept = [ch for ch in letters if ch in out]
+        order = tuple(kept.index(ch) for ch in out)
+        return xp.permute_dims(product, order) if order != tuple(range(len(order))) else product
+
+    def _diagonal(self, term, x):
+        """(term without repeats, x reduced to the diagonal over each repeated index)."""
+        xp = self.xp
+        while len(set(term)) != len(term):
+            ch = next(c for c in term if term.count(c) > 1)
+            axes = [k for k, c in enumerate(term) if c == ch]
+            rest = [k for k in range(len(term)) if k not in axes]
+            x = xp.permute_dims(x, tuple(rest + axes))
+            n, r = x.shape[-1], len(axes)
+            x = xp.reshape(x, tuple(x.shape[:len(rest)]) + (n ** r,))
+            step = sum(n ** j for j in range(r))
+            x = self.take(x, np.arange(n) * step, axis=len(rest))
+            term = "".join(term[k] for k in rest) + ch
+        return term, x
+
+    # -- the standard's linalg extension -----------------------------------------------------------
+    def _linalg(self):
+        linalg = getattr(self.xp, "linalg", None)
+        if linalg is None:
+            raise SymdiffError(f"backend='array_api': {self.name} has no linalg extension")
+        return linalg
+
+    def inv(self, a):
+        return self._linalg().inv(self._float(a))
+
+    def solve(self, a, b):
+        """NumPy 2's rule: a 1-D ``b`` is one vector (solved as a column)."""
+        xp = self.xp
+        a, b = self._common(self._float(a), b)
+        if b.ndim == 1:
+            return self._linalg().solve(a, xp.reshape(b, (-1, 1)))[..., 0]
+        return self._linalg().solve(a, b)
+
+    def det(self, a):
+        return self._linalg().det(self._float(a))
+
+    def slogdet_sign(self, a):
+        return self._linalg().slogdet(self._float(a))[0]
+
+    def logabsdet(self, a):
+        return self._linalg().slogdet(self._float(a))[1]
+
+    def cholesky(self, a):
+        return self._linalg().cholesky(self._float(a))
+
+    # -- convolution and pooling: windows gathered with take, put back with scatter_add ----------
+    def _window_index(self, size, kernel, stride, dilation):
+        """(P, K) constant index ``p * stride + k * dilation`` of one spatial axis."""
+        count = (size - dilation * (kernel - 1) - 1) // stride + 1
+        return np.arange(count)[:, None] * stride + np.arange(kernel)[None, :] * dilation
+
+    def _windows(self, x, kernel, stride, dilation):
+        """x (N, C, *S) -> (N, C, P0, K0, P1, K1...) by one ``take`` per spatial axis."""
+        for i in range(len(kernel)):
+            axis = 2 + 2 * i
+            x = self.take(x, self._window_index(x.shape[axis], kernel[i], stride[i],
+                                                dilation[i]), axis=axis)
+        return x
+
+    def _unwindows(self, cols, size, kernel, stride, dilation):
+        """The transpose of :meth:`_windows`: (N, C, P0, K0, ...) summed into (N, C, *size)."""
+        for i in reversed(range(len(kernel))):
+            axis = 2 + 2 * i
+            shape = tuple(cols.shape[:axis]) + (size[i],) + tuple(cols.shape[axis + 2:])
+            cols = self.scatter_add(cols, self._window_index(size[i], kernel[i], stride[i],
+                                                             dilation[i]), shape, axis=axis)
+        return cols
+
+    def _pad(self, x, padding):
+        xp = self.xp
+        for i, p in enumerate(padding):
+            if p:
+                zeros = self._zeros(tuple(x.shape[:2 + i]) + (p,) + tuple(x.shape[3 + i:]), x)
+                x = xp.concat([zeros, x, zeros], axis=2 + i)
+        return x
+
+    @staticmethod
+    def _interleave(d):
+        """Axis order (N, C, P0, K0, P1, K1) <-> (N, P0, P1, C, K0, K1) of the im2col matrix."""
+        return (0,) + tuple(2 + 2 * i for i in range(d)) + (1,) + tuple(3 + 2 * i
+                                                                        for i in range(d))
+
+    def conv(self, x, w, stride, padding, dilation):
+        """im2col by ``take`` and one ``matmul`` (see conv_kernels.conv)."""
+        xp = self.xp
+        x, w = self._common(x, w)
+        d = len(stride)
+        cols = self._windows(self._pad(x, padding), tuple(w.shape[2:]), stride, dilation)
+        cols = xp.permute_dims(cols, self._interleave(d))
+        pooled = tuple(cols.shape[1:1 + d])
+        mat = xp.reshape(cols, (-1, math.prod(cols.shape[1 + d:])))
+        out = xp.matmul(mat, xp.permute_dims(xp.reshape(w, (w.shape[0], -1)), (1, 0)))
+        out = xp.reshape(out, (x.shape[0],) + pooled + (w.shape[0],))
+        return xp.permute_dims(out, (0, 1 + d) + tuple(range(1, 1 + d)))
+
+    def conv_input_grad(self, g, w, input_size, stride, padding, dilation):
+        """The transpose of :meth:`conv` in ``x``: g W gives the columns, put back by
+        scatter-adds, then the padding is cut off."""
+        xp = self.xp
+        g, w = self._common(g, w)
+        d = len(stride)
+        kernel = tuple(w.shape[2:])
+        gm = xp.reshape(xp.permute_dims(g, (0,) + tuple(range(2, 2 + d)) + (1,)),
+                        (-1, g.shape[1]))
+        cols = xp.matmul(gm, xp.reshape(w, (w.shape[0], -1)))
+        cols = xp.reshape(cols, (g.shape[0],) + tuple(g.shape[2:]) + (w.shape[1],) + kernel)
+        inverse = np.argsort(self._interleave(d))
+        cols = xp.permute_dims(cols, tuple(int(k) for k in inverse))
+        padded = tuple(n + 2 * p for n, p in zip(input_size, padding))
+        out = self._unwindows(cols, padded, kernel, stride, dilation)
+        return out[(slice(None),) * 2 + tuple(slice(p, p + n) for p, n in zip(padding,
+                                                                              input_size))]
+
+    def conv_weight_grad(self, x, g, kernel_size, stride, padding, dilation):
+        """``g^T`` times the im2col matrix of ``x`` (the transpose of :meth:`conv` in ``w``)."""
+        xp = self.xp
+        x, g = self._common(x, g)
+        d = len(stride)
+        cols = self._windows(self._pad(x, padding), tuple(kernel_size), stride, dilation)
+        cols = xp.permute_dims(cols, self._interleave(d))
+        mat = xp.reshape(cols, (-1, x.shape[1] * math.prod(kernel_size)))
+        gm = xp.reshape(xp.permute_dims(g, (1, 0) + tuple(range(2, 2 + d))), (g.shape[1], -1))
+        return xp.reshape(xp.matmul(gm, mat), (g.shape[1], x.shape[1]) + tuple(kernel_size))
+
+    def _pool_columns(self, x, kernel_size, stride):
+        """x (N, C, H, W) -> windows (N, C, P0, P1, K0 K1)."""
+        xp = self.xp
+        cols = self._windows(x, kernel_size, stride, (1, 1))
+        cols = xp.permute_dims(cols, (0, 1, 2, 4, 3, 5))
+        return xp.reshape(cols, tuple(cols.shape[:4]) + (-1,))
+
+    def _pool_back(self, cols, size, kernel_size, stride):
+        """(N, C, P0, P1, K0 K1) summed back into (N, C, *size)."""
+        xp = self.xp
+        cols = xp.reshape(cols, tuple(cols.shape[:4]) + tuple(kernel_size))
+        cols = xp.permute_dims(cols, (0, 1, 2, 4, 3, 5))
+        return self._unwindows(cols, tuple(size), kernel_size, stride, (1, 1))
+
+    def max_pool(self, x, kernel_size, stride):
+        return self.xp.max(self._pool_columns(self.asarray(x), kernel_size, stride), axis=-1)
+
+    def avg_pool(self, x, kernel_size, stride):
+        return self.xp.mean(self._pool_columns(self._float(x), kernel_size, stride), axis=-1)
+
+    def _first_max(self, x, kernel_size, stride, like):
+        """One-hot (N, C, P0, P1, K0 K1) of each window's first maximum, in ``like``'s dtype."""
+        xp = self.xp
+        cols = self._pool_columns(self.asarray(x), kernel_size, stride)
+        first = xp.argmax(cols, axis=-1, keepdims=True)
+        slots = xp.arange(cols.shape[-1], dtype=first.dtype, **self._device_kw(cols))
+        return xp.astype(first == slots, like.dtype)
+
+    def max_pool_scatter(self, x, g, kernel_size, stride):
+        x, g = self._common(x, g)
+        onehot = self._first_max(x, kernel_size, stride, g)
+        return self._pool_back(onehot * g[..., None], x.shape[2:], kernel_size, stride)
+
+    def max_pool_gather(self, x, h, kernel_size, stride):
+        x, h = self._common(x, h)
+        onehot = self._first_max(x, kernel_size, stride, h)
+        return self.xp.sum(self._pool_columns(h, kernel_size, stride) * onehot, axis=-1)
+
+    def avg_pool_grad(self, g, input_size, kernel_size, stride):
+        xp = self.xp
+        g = self._float(g)
+        count = math.prod(kernel_size)
+        cols = xp.broadcast_to((g / count)[..., None], tuple(g.shape) + (count,))
+        return self._pool_back(cols, input_size, kernel_size, stride)
+
     # -- gather and scatter ----------------------------------------------------------------------
     def _flat_indices(self, indices, n, like):
         """(flat index array of this library with negatives wrapped, original index shape)."""

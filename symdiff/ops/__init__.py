@@ -28,5 +28,8 @@ from .layout import (  # noqa: F401
     diag, diagonal, expand_dims, flip, one_hot, pad, repeat, split, squeeze, take_along_axis,
     tile, trace, tril, triu)
 
+from .linalg import einsum, tensordot  # noqa: F401
+from .nn import avg_pool2d, conv1d, conv2d, max_pool2d  # noqa: F401
+
 FUNCTIONS = {name: globals()[name] for name, cls in REGISTRY.items()
              if cls.callable_by_name and callable(globals().get(name))}

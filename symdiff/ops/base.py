@@ -25,7 +25,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import ShapeError, SymdiffError, fmt_shape
+from ..errors import NoBatchingRuleError, ShapeError, SymdiffError, fmt_shape
 from ..graph import Expr, apply
 from ..printing import (  # noqa: F401 (the ops' precedences)
     PREC_ADD, PREC_ATOM, PREC_CMP, PREC_MUL, PREC_POW, PREC_UNARY)
@@ -147,7 +147,7 @@ class Op:
         leading batch axis (the others are as in the unbatched graph); returns the batched
         result, batch axis first (``vmap``'s rule, as JAX's ``primitive_batchers``). An op
         without a rule cannot be mapped: SymdiffError naming it, never a loop at run time."""
-        raise SymdiffError(f"vmap: '{self.name}' has no batching rule; it cannot be mapped "
+        raise NoBatchingRuleError(f"vmap: '{self.name}' has no batching rule; it cannot be mapped "
                            f"over a batch axis")
 
     def sympy_form(self, s, *args):

@@ -1,6 +1,7 @@
 """The array namespace generated code calls as ``xp``: NumPy's functions plus the few composite
-kernels that ops lower to (stable sigmoid, logsumexp, softmax, log_softmax, and the scatter-adds
-that transpose take and indexing).
+kernels that ops lower to (stable sigmoid, logsumexp, softmax, log_softmax, the scatter-adds
+that transpose take and indexing, the linear-algebra calls, and the convolution and pooling
+kernels of :mod:`.conv_kernels`, imported on first use).
 
 Lowering writes every array call as ``xp.<name>(...)``, so another array library can be plugged in
 by building a namespace with the same names, without touching the ops.
@@ -187,6 +188,36 @@ def one_hot(labels, n):
     return (labels[..., None] == np.arange(n)).astype(np.float64)
 
 
+def inv(a):
+    return np.linalg.inv(a)
+
+
+def solve(a, b):
+    """NumPy 2's rule: ``b`` is one vector when 1-D, else a stack of matrices."""
+    return np.linalg.solve(a, b)
+
+
+def det(a):
+    return np.linalg.det(a)
+
+
+def slogdet_sign(a):
+    return np.linalg.slogdet(a)[0]
+
+
+def logabsdet(a):
+    return np.linalg.slogdet(a)[1]
+
+
+def cholesky(a):
+    return np.linalg.cholesky(a)
+
+
+#: kernels of :mod:`.conv_kernels`, imported on first use (``import symdiff`` stays as cheap)
+_CONV_KERNELS = ("conv", "conv_input_grad", "conv_weight_grad", "max_pool", "avg_pool",
+                 "max_pool_scatter", "max_pool_gather", "avg_pool_grad")
+
+
 class _NumpyNamespace:
     """NumPy's functions and the kernels above as one object. A name is looked up on first use
     and then kept as an attribute (walking all of ``dir(numpy)`` up front would import NumPy's
@@ -198,7 +229,11 @@ class _NumpyNamespace:
     def __getattr__(self, name):
         if name.startswith("_"):
             raise AttributeError(name)
-        value = getattr(np, name)
+        if name in _CONV_KERNELS:
+            from . import conv_kernels
+            value = getattr(conv_kernels, name)
+        else:
+            value = getattr(np, name)
         setattr(self, name, value)
         return value
 
@@ -209,9 +244,9 @@ def numpy_namespace() -> _NumpyNamespace:
                                 softmax=softmax, log_softmax=log_softmax,
                                 norm=norm, scatter_add=scatter_add, index_add=index_add,
                                 dtanh=dtanh, dsigmoid=dsigmoid, erf=erf, erfc=erfc, gelu=gelu,
-                                scatter_along_axis=scatter_along_axis, one_hot=one_hot))
-
-
+                                scatter_along_axis=scatter_along_axis, one_hot=one_hot,
+                                inv=inv, solve=solve, det=det, slogdet_sign=slogdet_sign,
+                                logabsdet=logabsdet, cholesky=cholesky))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import DTypeError, ShapeError, SymdiffError, fmt_shape
+from ..errors import (DTypeError, NoBatchingRuleError, ShapeError, SymdiffError,
+                      fmt_shape)
 from ..graph import Expr, apply, as_expr, const, normalize_shape
 from .base import (Op, axes_param, check_axis_range, float_param, int_param, normalize_axis,
                    normalize_single_axis)
@@ -445,7 +446,7 @@ class Repeat(Op):
 
     def batch(self, inputs, batched):
         if self.axis is None:  # repeats of the flattened x: each batch entry flattens alone
-            raise SymdiffError("vmap: repeat with axis=None has no batching rule; give an axis")
+            raise NoBatchingRuleError("vmap: repeat with axis=None has no batching rule; give an axis")
         return apply(Repeat(self.repeats, self.axis + 1), inputs)
 
     def infer(self, x):
@@ -667,7 +668,7 @@ class _Triangle(Op):
     def batch(self, inputs, batched):
         # tril/triu act on the last two axes; a 1-D x (made a matrix) has no rule
         if inputs[0].ndim < 3:
-            raise SymdiffError(f"vmap: {self.name} of a vector has no batching rule")
+            raise NoBatchingRuleError(f"vmap: {self.name} of a vector has no batching rule")
         return apply(self, inputs)
 
     def infer(self, x):

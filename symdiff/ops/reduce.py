@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ShapeError, SymdiffError, expect_bool
+from ..errors import NoBatchingRuleError, ShapeError, SymdiffError, expect_bool
 from ..graph import Expr, apply, as_expr, const
 from ..printing import PREC_MUL, latex_escape, latex_group
 from .base import (Op, axes_param, bool_param, check_axis_range, float_dtype, int_param,
@@ -373,7 +373,7 @@ class Cumsum(Op):
     def batch(self, inputs, batched):
         # the same axis past the batch axis (a negative axis counts from the end: unchanged)
         if self.axis is None:
-            raise SymdiffError(f"vmap: {self.name} with axis=None (flattened) has no batching "
+            raise NoBatchingRuleError(f"vmap: {self.name} with axis=None (flattened) has no batching "
                                f"rule; give an axis")
         return apply(type(self)(self.axis + 1 if self.axis >= 0 else self.axis), inputs)
 
@@ -417,7 +417,7 @@ class Argsort(Op):
     def batch(self, inputs, batched):
         # the same axis past the batch axis (a negative axis counts from the end: unchanged)
         if self.axis is None:
-            raise SymdiffError(f"vmap: {self.name} with axis=None (flattened) has no batching "
+            raise NoBatchingRuleError(f"vmap: {self.name} with axis=None (flattened) has no batching "
                                f"rule; give an axis")
         return apply(type(self)(self.axis + 1 if self.axis >= 0 else self.axis), inputs)
 
@@ -486,7 +486,7 @@ class Sort(Op):
     def batch(self, inputs, batched):
         # the same axis past the batch axis (a negative axis counts from the end: unchanged)
         if self.axis is None:
-            raise SymdiffError(f"vmap: {self.name} with axis=None (flattened) has no batching "
+            raise NoBatchingRuleError(f"vmap: {self.name} with axis=None (flattened) has no batching "
                                f"rule; give an axis")
         return apply(type(self)(self.axis + 1 if self.axis >= 0 else self.axis), inputs)
 

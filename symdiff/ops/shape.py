@@ -11,7 +11,8 @@ import math
 
 import numpy as np
 
-from ..errors import DTypeError, ShapeError, SymdiffError, fmt_shape
+from ..errors import (DTypeError, NoBatchingRuleError, ShapeError, SymdiffError,
+                      fmt_shape)
 from ..graph import Expr, apply, as_expr, const, normalize_shape
 from ..printing import PREC_ATOM, latex_escape, latex_group
 from .base import Op, check_axis_range, int_param, normalize_single_axis
@@ -435,7 +436,7 @@ class ScatterAdd(Op):
     def batch(self, inputs, batched):
         g, indices = inputs
         if batched[1]:
-            raise SymdiffError("vmap: scatter_add with batched indices has no batching rule")
+            raise NoBatchingRuleError("vmap: scatter_add with batched indices has no batching rule")
         return apply(ScatterAdd((g.shape[0],) + self.shape, self.axis + 1), (g, indices))
 
 
@@ -660,7 +661,7 @@ def _batched_spec(spec: tuple, opname: str) -> tuple:
     if any(item[0] == "array" for item in spec):
         advanced = [k for k, item in enumerate(spec) if item[0] in ("array", "int")]
         if advanced[-1] - advanced[0] + 1 != len(advanced):
-            raise SymdiffError(f"vmap: {opname} with separated advanced indices "
+            raise NoBatchingRuleError(f"vmap: {opname} with separated advanced indices "
                                f"{_spec_text(spec)} has no batching rule")
     return (("slice", None, None, None),) + spec
 
