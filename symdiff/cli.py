@@ -133,10 +133,9 @@ def _parse_point(text: str | None, variables, rng) -> dict:
     return point
 
 
-def grad_command(args) -> int:
-    """Print the derivative of EXPR w.r.t. the --wrt variables, its code and its numbers."""
-    from .grad import grad
-    from .compiler import compile
+def _expression_and_wrt(args):
+    """EXPR parsed with the --shape shapes, its variables, and the --wrt ones (default all);
+    SymdiffError naming a --shape or --wrt name the expression does not have."""
     from .interop.parse import parse
     from .errors import SymdiffWarning
     from .graph import free_vars
@@ -150,7 +149,15 @@ def grad_command(args) -> int:
     _check_names("--shape", shapes, by_name)
     names = [_name(w) for w in args.wrt.split(",") if w.strip()] if args.wrt else list(by_name)
     _check_names("--wrt", names, by_name)
-    wrt = [by_name[n] for n in names]
+    return expr, variables, [by_name[n] for n in names]
+
+
+def grad_command(args) -> int:
+    """Print the derivative of EXPR w.r.t. the --wrt variables, its code and its numbers."""
+    from .grad import grad
+    from .compiler import compile
+
+    expr, variables, wrt = _expression_and_wrt(args)
     expr = _scalar(expr)
     grads = grad(expr, wrt)
     scalar = all(node.shape == () for node in toposort([expr, *grads]))
@@ -174,23 +181,11 @@ def grad_command(args) -> int:
 
 def report_command(args) -> int:
     """Write the HTML report of EXPR's gradient (explained at --at, others random) to -o."""
-    from .interop.parse import parse
-    from .errors import SymdiffWarning
-    from .graph import free_vars
     from .tools.report import report
 
-    shapes = _parse_shapes(args.shape)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", SymdiffWarning)
-        expr = parse(args.expr, shapes=shapes)
-    variables = free_vars(expr)
-    by_name = {v.name: v for v in variables}
-    _check_names("--shape", shapes, by_name)
-    names = [_name(w) for w in args.wrt.split(",") if w.strip()] if args.wrt else list(by_name)
-    _check_names("--wrt", names, by_name)
+    expr, variables, wrt = _expression_and_wrt(args)
     point = _parse_point(args.at, variables, np.random.default_rng(0))
-    path = report(_scalar(expr), args.output, at=point, wrt=[by_name[n] for n in names],
-                  title=f"f = {args.expr}")
+    path = report(_scalar(expr), args.output, at=point, wrt=wrt, title=f"f = {args.expr}")
     print(f"wrote {path}")
     return 0
 

@@ -360,7 +360,19 @@ def _reverse(e: Expr, axis: int) -> Expr:
     return getitem(e, (slice(None),) * axis + (slice(None, None, -1),))
 
 
-class Cumsum(Op):
+class _AlongOneAxis:
+    """vmap's rule for ops along one ``axis`` param (cumsum, sort, argsort): the same op along
+    the same axis counted past the batch axis (a negative axis counts from the end: unchanged);
+    ``axis=None`` (flattened) has none."""
+
+    def batch(self, inputs, batched):
+        if self.axis is None:
+            raise NoBatchingRuleError(f"vmap: {self.name} with axis=None (flattened) has no "
+                                      f"batching rule; give an axis")
+        return apply(type(self)(self.axis + 1 if self.axis >= 0 else self.axis), inputs)
+
+
+class Cumsum(_AlongOneAxis, Op):
     """Running sum along ``axis`` (``None``: of the flattened input, as NumPy); gradient: the
     running sum of g taken from the end, cumsum(g[::-1])[::-1] (the transpose of the lower
     triangular matrix of ones)."""
@@ -369,13 +381,6 @@ class Cumsum(Op):
 
     def __init__(self, axis=None):
         super().__init__(axis=None if axis is None else int_param(axis, "cumsum", "axis"))
-
-    def batch(self, inputs, batched):
-        # the same axis past the batch axis (a negative axis counts from the end: unchanged)
-        if self.axis is None:
-            raise NoBatchingRuleError(f"vmap: {self.name} with axis=None (flattened) has no batching "
-                               f"rule; give an axis")
-        return apply(type(self)(self.axis + 1 if self.axis >= 0 else self.axis), inputs)
 
     def infer(self, x):
         if self.axis is None:
@@ -404,7 +409,7 @@ def cumsum(x, axis=None) -> Expr:
     return apply(Cumsum(axis), (x,))
 
 
-class Argsort(Op):
+class Argsort(_AlongOneAxis, Op):
     """The indices that sort ``x`` along ``axis`` (a stable sort: ties keep their order);
     integer, no gradient."""
 
@@ -413,13 +418,6 @@ class Argsort(Op):
 
     def __init__(self, axis=-1):
         super().__init__(axis=int_param(axis, "argsort", "axis"))
-
-    def batch(self, inputs, batched):
-        # the same axis past the batch axis (a negative axis counts from the end: unchanged)
-        if self.axis is None:
-            raise NoBatchingRuleError(f"vmap: {self.name} with axis=None (flattened) has no batching "
-                               f"rule; give an axis")
-        return apply(type(self)(self.axis + 1 if self.axis >= 0 else self.axis), inputs)
 
     def infer(self, x):
         check_axis_range(self.axis, x.ndim, "argsort", x.shape)
@@ -472,7 +470,7 @@ class Permute(Op):
         return apply(self, (tangents[0], inputs[1]))
 
 
-class Sort(Op):
+class Sort(_AlongOneAxis, Op):
     """``x`` sorted ascending along ``axis``. Locally a permutation p = argsort(x), so the
     gradient routes g back through it: g permuted by the inverse permutation argsort(p).
     Ties: the stable argsort decides which tied entry gets which position's gradient (as
@@ -482,13 +480,6 @@ class Sort(Op):
 
     def __init__(self, axis=-1):
         super().__init__(axis=int_param(axis, "sort", "axis"))
-
-    def batch(self, inputs, batched):
-        # the same axis past the batch axis (a negative axis counts from the end: unchanged)
-        if self.axis is None:
-            raise NoBatchingRuleError(f"vmap: {self.name} with axis=None (flattened) has no batching "
-                               f"rule; give an axis")
-        return apply(type(self)(self.axis + 1 if self.axis >= 0 else self.axis), inputs)
 
     def infer(self, x):
         check_axis_range(self.axis, x.ndim, "sort", x.shape)
