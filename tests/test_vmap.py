@@ -314,3 +314,25 @@ def test_rewrite_matmul_of_scaled_only_for_powers_of_two():
     assert str(sd.optimize((P @ Q * 2.0) @ R)) == "P @ (Q @ R * 2.0)"
     assert str(sd.optimize((A * 3.0) @ B)) == "A * 3.0 @ B"  # 3 A rounds: kept
     assert str(sd.optimize((A * 0.5) @ B)) == "A * 0.5 @ B"  # halving may go subnormal: kept
+
+
+# ops vmap cannot batch yet: jacobian/hessian through them fall back to one vjp per row
+WITHOUT_BATCHING_RULE = {
+    "avg_pool2d", "avg_pool2d_grad", "cholesky", "conv1d", "conv2d", "conv_input_grad",
+    "conv_weight_grad", "det", "diag", "einsum", "inv", "logabsdet", "max_pool2d",
+    "max_pool2d_gather", "max_pool2d_scatter", "scatter_along_axis", "slogdet_sign", "solve",
+    "tile"}
+
+
+def test_ops_without_batching_rule_are_the_listed_ones():
+    from symdiff.ops.base import REGISTRY, Op
+    assert {n for n, cls in REGISTRY.items() if cls.batch is Op.batch} == WITHOUT_BATCHING_RULE
+
+
+def test_jacobian_through_an_op_without_batching_rule_is_built_per_row():
+    A = sd.var("A", (2, 2))
+    J = sd.jacobian(sd.linalg.inv(A), A)  # inv has no batching rule: one vjp per entry
+    a = np.array([[2.0, 1.0], [0.5, 3.0]])
+    inv = np.linalg.inv(a)
+    # d(A^-1)_ij / dA_kl = -(A^-1)_ik (A^-1)_lj
+    np.testing.assert_allclose(sd.compile(J)(A=a), -np.einsum("ik,lj->ijkl", inv, inv))

@@ -799,6 +799,9 @@ class Cast(Op):
     def differentiable(self) -> bool:  # type: ignore[override]
         return np.dtype(self.dtype).kind == "f"
 
+    def batch(self, inputs, batched):
+        return batch_elementwise(self, inputs, batched)  # elementwise: vmap broadcasts
+
     def infer(self, x):
         return x.shape, np.dtype(self.dtype)
 
@@ -926,6 +929,9 @@ class Elu(Op):
         return s.piecewise((x, s.sp.Gt(x, 0)),
                            (s.float(self.alpha) * (s.sp.exp(x) - 1), s.sp.true))
 
+    def batch(self, inputs, batched):
+        return batch_elementwise(self, inputs, batched)  # elementwise: vmap broadcasts
+
     def infer(self, x):
         return x.shape, float_dtype(x.dtype)
 
@@ -972,6 +978,9 @@ class Gelu(Op):
             u = sp.sqrt(2 / sp.pi) * (x + sp.Rational(44715, 1000000) * x ** 3)
             return x * (1 + sp.tanh(u)) / 2
         return x * (1 + sp.erf(x / sp.sqrt(2))) / 2
+
+    def batch(self, inputs, batched):
+        return batch_elementwise(self, inputs, batched)  # elementwise: vmap broadcasts
 
     def infer(self, x):
         return x.shape, float_dtype(x.dtype)
