@@ -173,7 +173,7 @@ def init_params(variables: Iterable[Expr], rng, method="xavier_uniform") -> dict
     if isinstance(variables, Expr):
         variables = [variables]
     elif (not isinstance(variables, Iterable) or isinstance(variables, (str, bytes, dict))
-          or np.ndim(variables) == 0 and isinstance(variables, np.ndarray)):  # 0-d: no items
+          or isinstance(variables, np.ndarray) and variables.ndim == 0):  # 0-d: no items
         raise SymdiffError(f"init_params: variables must be a list of graph variables "
                            f"(sd.var), got {describe(variables)}")
     for v in variables:
