@@ -167,8 +167,8 @@ class Expr:
     def __ne__(self, other): return _ops.not_equal(self, other)  # type: ignore[override]
     def __getitem__(self, index): return _ops.getitem(self, index)
 
-    def __mod__(self, other): return _op_function("mod")(self, other)
-    def __rmod__(self, other): return _op_function("mod")(other, self)
+    def __mod__(self, other): return _ops.mod(self, other)
+    def __rmod__(self, other): return _ops.mod(other, self)
 
     @property
     def T(self) -> "Expr":
@@ -202,11 +202,11 @@ class Expr:
 
     def var(self, axis=None, keepdims=False, ddof=0) -> "Expr":
         """The variance, ``sd.variance(x, axis, keepdims, ddof)`` (NumPy's ``x.var()``)."""
-        return _op_function("variance")(self, axis=axis, keepdims=keepdims, ddof=ddof)
+        return _ops.variance(self, axis=axis, keepdims=keepdims, ddof=ddof)
 
     def std(self, axis=None, keepdims=False, ddof=0) -> "Expr":
         """``sd.std(x, axis, keepdims, ddof)``."""
-        return _op_function("std")(self, axis=axis, keepdims=keepdims, ddof=ddof)
+        return _ops.std(self, axis=axis, keepdims=keepdims, ddof=ddof)
 
     def reshape(self, *shape) -> "Expr":
         """``x.reshape(2, 3)`` or ``x.reshape((2, 3))``, as ndarray."""
@@ -222,7 +222,7 @@ class Expr:
 
     def squeeze(self, axis=None) -> "Expr":
         """``sd.squeeze(x, axis)``."""
-        return _op_function("squeeze")(self, axis=axis)
+        return _ops.squeeze(self, axis=axis)
 
     def dot(self, other) -> "Expr":
         """``sd.dot(x, other)``."""
@@ -568,16 +568,6 @@ def broadcast_shapes(*shapes: tuple, opname: str = "broadcast") -> tuple:
     except ValueError:
         shown = " and ".join(fmt_shape(s) for s in shapes)
         raise ShapeError(f"{opname}: shapes {shown} cannot be broadcast together") from None
-
-
-def _op_function(name: str):
-    """The op function ``name``, looked up when called (an op defined by a later module or
-    extension is found; a missing one is a clear error, not an AttributeError)."""
-    function = getattr(_ops, name, None)
-    if function is None:
-        raise SymdiffError(f"the function {name!r} is not available in this version of "
-                           f"symdiff")
-    return function
 
 
 from . import ops as _ops  # noqa: E402  (operators above call the op functions)

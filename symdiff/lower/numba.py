@@ -38,6 +38,7 @@ import numpy as np
 
 from ..errors import SymdiffError
 from ..graph import Expr
+from ..ops.base import REGISTRY
 from ..ops.lowering import Arg, Call, Infix, Prefix
 from .numpy import FormPrinter, lowering_form
 from .quote import Quoter
@@ -48,48 +49,12 @@ SMALL_MATMUL = 32_768  # multiply-adds below which a matrix product is a loop, n
 
 # scalar kernels for the namespace functions of the lowering forms that are not NumPy ufuncs
 # Numba knows on scalars (the NumPy namespace's own kernels, see ops/kernels.py)
-_KERNELS = {
-    "sigmoid": "def k_sigmoid(x):\n    return 1.0 / (1.0 + np.exp(-x))\n",
-    "softplus": "def k_softplus(x):\n"
-                "    return max(x, 0.0) + np.log1p(np.exp(-abs(x)))\n",
-    "where": "def k_where(c, a, b):\n    return a if c else b\n",
-    "clip": "def k_clip(x, lo, hi):\n    return np.minimum(np.maximum(x, lo), hi)\n",
-    "round": "def k_round(x):\n    return np.rint(x)\n",  # half to even, as np.round
-}
+_KERNELS = {cls.name: cls.numba_kernel for cls in REGISTRY.values() if cls.numba_kernel}
 
 
 # kernels along the last axis of a matrix, for the namespace functions that take ``axis``
 # (ops/kernels.py: x - max - log(sum(exp(x - max))), and its exp); axis 0 runs on x.T
-_ROW_KERNELS = {
-    "log_softmax": "def k_log_softmax(x):\n"
-                   "    out = np.empty(x.shape, dtype=x.dtype)\n"
-                   "    for i in range(x.shape[0]):\n"
-                   "        m = x[i, 0]\n"
-                   "        for j in range(1, x.shape[1]):\n"
-                   "            if x[i, j] > m or x[i, j] != x[i, j]:\n"
-                   "                m = x[i, j]\n"
-                   "        s = 0.0\n"
-                   "        for j in range(x.shape[1]):\n"
-                   "            s += np.exp(x[i, j] - m)\n"
-                   "        c = m + np.log(s)\n"
-                   "        for j in range(x.shape[1]):\n"
-                   "            out[i, j] = x[i, j] - c\n"
-                   "    return out\n",
-    "softmax": "def k_softmax(x):\n"
-               "    out = np.empty(x.shape, dtype=x.dtype)\n"
-               "    for i in range(x.shape[0]):\n"
-               "        m = x[i, 0]\n"
-               "        for j in range(1, x.shape[1]):\n"
-               "            if x[i, j] > m or x[i, j] != x[i, j]:\n"
-               "                m = x[i, j]\n"
-               "        s = 0.0\n"
-               "        for j in range(x.shape[1]):\n"
-               "            out[i, j] = np.exp(x[i, j] - m)\n"
-               "            s += out[i, j]\n"
-               "        for j in range(x.shape[1]):\n"
-               "            out[i, j] = out[i, j] / s\n"
-               "    return out\n",
-}
+_ROW_KERNELS = {cls.name: cls.numba_rows for cls in REGISTRY.values() if cls.numba_rows}
 
 
 class NumbaUnsupported(SymdiffError):

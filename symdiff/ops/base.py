@@ -56,6 +56,11 @@ class Op:
     # (elementwise: the loop computes ``lower`` on scalars), "broadcast" (the value is its
     # input's, read with broadcast indices), "sum"/"mean" (a reduction kept as a running sum)
     loop: str | None = None
+    # Numba (lower/numba.py), where the namespace function is no NumPy ufunc: the source of
+    # ``def k_<name>(...)`` on scalars inside a loop, or ``numba_rows`` along the last axis of a
+    # matrix (softmax); None: the op's ``scalar`` form is jitted, or the op is not fused
+    numba_kernel: str | None = None
+    numba_rows: str | None = None
     # SymPy form (interop/sympy_io.py): the name of the SymPy function applied to the inputs
     # as numbers ("exp"), or staticmethod(fn(s, *inputs)) with the bridge's helpers ``s``;
     # None: no SymPy form. A SymPy class named here also converts back to this op.

@@ -91,6 +91,29 @@ def _sign_const(x):
     return stop_gradient(Sign()(x))
 
 
+# the scalar kernels Numba fuses into loops for namespace functions that are no ufuncs
+_NUMBA_SIGMOID = """\
+def k_sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+"""
+_NUMBA_SOFTPLUS = """\
+def k_softplus(x):
+    return max(x, 0.0) + np.log1p(np.exp(-abs(x)))
+"""
+_NUMBA_WHERE = """\
+def k_where(c, a, b):
+    return a if c else b
+"""
+_NUMBA_CLIP = """\
+def k_clip(x, lo, hi):
+    return np.minimum(np.maximum(x, lo), hi)
+"""
+_NUMBA_ROUND = """\
+def k_round(x):
+    return np.rint(x)
+"""
+
+
 def _stable_log(node: Expr):
     """log(f(...)): the stable form f gives for its own log."""
     inner = node.inputs[0]
@@ -142,10 +165,12 @@ Sigmoid = unary("sigmoid", kernels.scalar_sigmoid, lambda x, out, g: g * dsigmoi
                 "logistic 1/(1 + e^-x), computed without overflow; derivative "
                 "s(x)(1 - s(x)) (see Dsigmoid)",
                 sympy=lambda s, x: 1 / (1 + s.sp.exp(-x)), sympy_levels=4, latex=r"\sigma",
-                stable_log=lambda node: -softplus(-node.inputs[0]))  # log s(x) = -softplus(-x)
+                stable_log=lambda node: -softplus(-node.inputs[0]),  # log s(x) = -softplus(-x)
+                numba_kernel=_NUMBA_SIGMOID)
 Softplus = unary("softplus", kernels.scalar_softplus, lambda x, out, g: g * sigmoid(x),
                  "log(1 + e^x), computed without overflow; derivative sigmoid(x)",
-                 sympy=lambda s, x: s.sp.log(1 + s.sp.exp(x)), sympy_levels=3)
+                 sympy=lambda s, x: s.sp.log(1 + s.sp.exp(x)), sympy_levels=3,
+                 numba_kernel=_NUMBA_SOFTPLUS)
 Relu = unary("relu", kernels.scalar_relu,
              lambda x, out, g: g * stop_gradient(out > 0),  # mask from out: x may die early
              "max(0, x); derivative 1 for x > 0 and 0 for x <= 0 (relu'(0) = 0)",
@@ -161,6 +186,7 @@ Floor = unary("floor", kernels.scalar_floor, None, "largest integer <= x; no gra
               keep_dtype=_FLOOR_KEEPS_DTYPE, differentiable=False, sympy="floor")
 Round = unary("round", kernels.scalar_round, None, "round half to even (NumPy); no gradient",
               keep_dtype=True, differentiable=False, sympy=lambda s, x: s.round(x),
+              numba_kernel=_NUMBA_ROUND,
               numpy_names=("rint",))
 Sign = unary("sign", kernels.scalar_sign, None, "-1, 0 or 1; no gradient", keep_dtype=True,
              differentiable=False, sympy="sign")
@@ -555,6 +581,8 @@ class Where(Op):
     """``where(cond, a, b)``: a where cond is nonzero, else b. Gradient: g routed to the chosen
     side; none to cond (a mask is a constant)."""
 
+    numba_kernel = _NUMBA_WHERE  # (lower/numba.py)
+
     loop = "map"  # fuses into loops (lower/numba.py)
 
     name = "where"
@@ -590,6 +618,8 @@ class Clip(Op):
     """``clip(x, lo, hi)`` = min(max(x, lo), hi). Gradient: to x strictly inside (lo, hi), else to
     the bound that is active (lo and hi may be expressions); hi wins when the bounds cross (as
     NumPy's value does)."""
+
+    numba_kernel = _NUMBA_CLIP  # (lower/numba.py)
 
     loop = "map"  # fuses into loops (lower/numba.py)
 

@@ -18,8 +18,45 @@ from .lowering import Call
 from .reduce import sum as reduce_sum
 
 
+# softmax and log_softmax along the last axis of a matrix, for Numba (lower/numba.py)
+_NUMBA_LOG_SOFTMAX = """\
+def k_log_softmax(x):
+    out = np.empty(x.shape, dtype=x.dtype)
+    for i in range(x.shape[0]):
+        m = x[i, 0]
+        for j in range(1, x.shape[1]):
+            if x[i, j] > m or x[i, j] != x[i, j]:
+                m = x[i, j]
+        s = 0.0
+        for j in range(x.shape[1]):
+            s += np.exp(x[i, j] - m)
+        c = m + np.log(s)
+        for j in range(x.shape[1]):
+            out[i, j] = x[i, j] - c
+    return out
+"""
+_NUMBA_SOFTMAX = """\
+def k_softmax(x):
+    out = np.empty(x.shape, dtype=x.dtype)
+    for i in range(x.shape[0]):
+        m = x[i, 0]
+        for j in range(1, x.shape[1]):
+            if x[i, j] > m or x[i, j] != x[i, j]:
+                m = x[i, j]
+        s = 0.0
+        for j in range(x.shape[1]):
+            out[i, j] = np.exp(x[i, j] - m)
+            s += out[i, j]
+        for j in range(x.shape[1]):
+            out[i, j] = out[i, j] / s
+    return out
+"""
+
+
 class Softmax(Op):
     """``s = exp(x) / sum(exp(x))`` along ``axis``; gradient ``s * (g - sum(g * s))``."""
+
+    numba_rows = _NUMBA_SOFTMAX
 
     name = "softmax"
 
@@ -51,6 +88,8 @@ class Softmax(Op):
 class LogSoftmax(Softmax):
     """``x - logsumexp(x)`` along ``axis``; gradient ``g - softmax(x) * sum(g)`` with
     ``softmax(x) = exp(out)``."""
+
+    numba_rows = _NUMBA_LOG_SOFTMAX
 
     name = "log_softmax"
 
