@@ -114,6 +114,13 @@ def k_round(x):
 """
 
 
+def _latex_dsigmoid(inputs, parts):
+    """sigmoid'(z) typeset as the lecture writes it, s (1 - s) (a Hadamard product for tensors)."""
+    s = f"\\sigma\\left({parts[0][0]}\\right)"
+    sep = r" \odot " if inputs[0].ndim else " "
+    return f"{s}{sep}\\left(1 - {s}\\right)", PREC_MUL
+
+
 def _stable_log(node: Expr):
     """log(f(...)): the stable form f gives for its own log."""
     inner = node.inputs[0]
@@ -156,14 +163,14 @@ Cos = unary("cos", math.cos, lambda x, out, g: -(g * sin(x)), "cosine; derivativ
             sympy="cos", latex=r"\cos")
 Tan = unary("tan", math.tan, lambda x, out, g: g * (1 + square(out)),
             "tangent; derivative 1 + tan^2 x (reuses out)", sympy="tan", latex=r"\tan")
-# dtanh: 1 - out^2 (out reused), sech^2 x where that cancels (tanh'(19.5) = 4.6e-17, not 0)
-Tanh = unary("tanh", math.tanh, lambda x, out, g: g * dtanh(x, out),
-             "hyperbolic tangent; derivative 1 - tanh^2 x = sech^2 x (see Dtanh)",
+# dtanh: sech^2 x, not 1 - out^2, which cancels to 0 where out rounds to +-1
+Tanh = unary("tanh", math.tanh, lambda x, out, g: g * dtanh(x),
+             "hyperbolic tangent; derivative 1 - tanh^2 x = sech^2 x (dtanh)",
              sympy="tanh", latex=r"\tanh")
-# dsigmoid: out (1 - out) (out reused), e^-x / (1 + e^-x)^2 where 1 - out cancels
-Sigmoid = unary("sigmoid", kernels.scalar_sigmoid, lambda x, out, g: g * dsigmoid(x, out),
+# dsigmoid: 1 / (2 + 2 cosh x), not out (1 - out), which cancels to 0 for large x
+Sigmoid = unary("sigmoid", kernels.scalar_sigmoid, lambda x, out, g: g * dsigmoid(x),
                 "logistic 1/(1 + e^-x), computed without overflow; derivative "
-                "s(x)(1 - s(x)) (see Dsigmoid)",
+                "s(x)(1 - s(x)) (dsigmoid)",
                 sympy=lambda s, x: 1 / (1 + s.sp.exp(-x)), sympy_levels=4, latex=r"\sigma",
                 stable_log=lambda node: -softplus(-node.inputs[0]),  # log s(x) = -softplus(-x)
                 numba_kernel=_NUMBA_SIGMOID)
@@ -192,6 +199,22 @@ Sign = unary("sign", kernels.scalar_sign, None, "-1, 0 or 1; no gradient", keep_
              differentiable=False, sympy="sign")
 
 
+# the derivatives of tanh and sigmoid, each one vectorised pass without cancellation (the
+# forms 1 - tanh^2 and s (1 - s) round to 0 in the tails: tanh'(19.5) = 4.6e-17, not 0)
+Dtanh = unary("dtanh", kernels.scalar_dtanh, lambda x, out, g: g * (-2.0 * (out * tanh(x))),
+              "tanh'(x) = sech^2 x = 1 / cosh^2 x (built by tanh's bprop); derivative "
+              "-2 sech^2(x) tanh(x)",
+              sympy=lambda s, x: 1 - s.sp.tanh(x) ** 2,
+              latex_form=lambda inputs, parts: (
+                  f"1 - \\tanh^{{2}}\\left({parts[0][0]}\\right)", PREC_ADD))
+Dsigmoid = unary("dsigmoid", kernels.scalar_dsigmoid,
+                 lambda x, out, g: g * (out * (1.0 - 2.0 * sigmoid(x))),
+                 "sigmoid'(x) = s (1 - s) = 1 / (2 + 2 cosh x) (built by sigmoid's bprop); "
+                 "derivative sigmoid'(x) (1 - 2 sigmoid(x))",
+                 sympy=lambda s, x: 1 / (1 + s.sp.exp(-x)) * (1 - 1 / (1 + s.sp.exp(-x))),
+                 sympy_levels=6, latex_form=_latex_dsigmoid)
+
+
 class StopGradient(Unary):
     """The value of ``x``, a constant to ``grad``: the gradient through it is zero."""
 
@@ -217,7 +240,8 @@ class StopGradient(Unary):
 exp, log, log1p, expm1, sqrt, square = Exp(), Log(), Log1p(), Expm1(), Sqrt(), Square()
 abs, sin, cos, tan, tanh = Abs(), Sin(), Cos(), Tan(), Tanh()  # noqa: A001 (API name)
 sigmoid, softplus, relu, negative = Sigmoid(), Softplus(), Relu(), Negative()
-floor, round, sign = Floor(), Round(), Sign()  # noqa: A001 (API names)
+floor, round, sign = Floor(), Round(), Sign()
+dtanh, dsigmoid = Dtanh(), Dsigmoid()
 stop_gradient = StopGradient()
 
 
@@ -462,59 +486,6 @@ class Minimum(Binary):
         return _route(g, stop_gradient(0.5 + 0.5 * Sign()(b - a)))
 
 
-class Dtanh(Binary):
-    """tanh'(x) from x and t = tanh(x), the forward value it reuses (tanh's bprop builds it):
-    ``1 - t^2`` where |t| <= tanh 3, and ``sech^2 x = 4 e / (1 + e)^2``, e = e^(-2|x|), beyond,
-    where 1 - t^2 cancels (tanh'(19.5) = 4.6e-17, not 0).
-
-    As a function of two inputs: d/dt = -2t where |t| <= tanh 3 (d/dx = 0), and
-    d/dx = -2 sech^2(x) tanh(x) beyond (d/dt = 0); with t = tanh(x) the chain rule gives the
-    second derivative of tanh everywhere."""
-
-    name, lowering = "dtanh", "dtanh"
-    scalar = staticmethod(kernels.scalar_dtanh)
-    sympy = staticmethod(lambda s, x, t: 1 - t ** 2)
-
-    def latex_form(self, inputs, parts):
-        return f"1 - {latex_group(parts[1], PREC_POW)}^{{2}}", PREC_ADD
-
-    def result_dtype(self, a, b):
-        return float_dtype(np.result_type(a.dtype, b.dtype))
-
-    def bprop(self, inputs, out, g):
-        x, t = inputs
-        tail = stop_gradient(abs(t) > kernels.TANH_TAIL)
-        return [where(tail, g * (-2.0 * (out * tanh(x))), 0.0),
-                where(tail, 0.0, g * (-2.0 * t))]
-
-
-class Dsigmoid(Binary):
-    """sigmoid'(x) from x and s = sigmoid(x), the forward value it reuses (sigmoid's bprop
-    builds it): ``s (1 - s)`` where s <= sigmoid 3, and ``e / (1 + e)^2``, e = e^(-x), beyond,
-    where 1 - s cancels. d/ds = 1 - 2s where s <= sigmoid 3; d/dx = sigmoid'(x) (1 - 2 sigmoid(x))
-    beyond."""
-
-    name, lowering = "dsigmoid", "dsigmoid"
-    scalar = staticmethod(kernels.scalar_dsigmoid)
-    sympy = staticmethod(lambda s, x, sig: sig * (1 - sig))
-
-    def latex_form(self, inputs, parts):
-        # s (1 - s), the lecture's form (a Hadamard product for tensors)
-        sep = r" \odot " if inputs[1].ndim else " "
-        one_minus = f"\\left(1 - {latex_group(parts[1], PREC_ADD + 1)}\\right)"
-        return f"{latex_group(parts[1], PREC_MUL)}{sep}{one_minus}", PREC_MUL
-
-    def result_dtype(self, a, b):
-        return float_dtype(np.result_type(a.dtype, b.dtype))
-
-    def bprop(self, inputs, out, g):
-        x, s = inputs
-        tail = stop_gradient(s > kernels.SIGMOID_TAIL)
-        return [where(tail, g * (out * (1.0 - 2.0 * sigmoid(x))), 0.0),
-                where(tail, 0.0, g * (1.0 - 2.0 * s))]
-
-
-dtanh, dsigmoid = Dtanh(), Dsigmoid()
 
 
 def _route(g: Expr, share: Expr) -> list[Expr]:

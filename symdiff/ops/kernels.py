@@ -99,57 +99,28 @@ def index_add(values, index, shape):
     return out
 
 
-#: where tanh' = 1 - t^2 and sigmoid' = s (1 - s) start to lose relative precision: |x| = 3,
-#: i.e. |t| = tanh 3 and s = sigmoid 3 (there they are ~1e-2 and ~5e-2 and keep all but a few
-#: bits; beyond, 1 - t and 1 - s cancel). The tails are told by the forward value, which the
-#: derivative already reads, so no extra pass over x is needed to find them.
-TANH_TAIL = math.tanh(3.0)
-SECH2_TAIL = 1.0 - TANH_TAIL * TANH_TAIL
-SIGMOID_TAIL = 1.0 / (1.0 + math.exp(-3.0))
+def dtanh(x):
+    """tanh'(x) = sech^2 x = 1 / cosh^2 x: one vectorised pass, no cancellation where tanh x
+    rounds to +-1 (1 - tanh^2 would give 0 there); cosh overflows to inf past |x| ~ 710, where
+    the true value underflows anyway (0)."""
+    with np.errstate(over="ignore"):
+        c = np.cosh(x)
+    if isinstance(c, np.ndarray):
+        np.multiply(c, c, out=c)
+        return np.reciprocal(c, out=c)
+    return 1.0 / (c * c)
 
 
-def _sech2(x):
-    """sech^2 x = 4 e / (1 + e)^2 with e = e^(-2|x|): no cancellation, no overflow."""
-    e = np.exp(-2.0 * np.abs(x))
-    return 4.0 * e / np.square(1.0 + e)
-
-
-def _sigmoid_slope(x):
-    """e / (1 + e)^2 with e = e^(-x), for x > 0: sigmoid'(x) without cancellation."""
-    e = np.exp(-x)
-    return e / np.square(1.0 + e)
-
-
-def _broadcast_like(value, x):
-    """``value`` broadcast to the common shape with ``x`` (the result's shape)."""
-    shape = np.broadcast_shapes(np.shape(value), np.shape(x))
-    return value if np.shape(value) == shape else np.broadcast_to(value, shape)
-
-
-def _with_tail(r, x, tail, exact):
-    """``r`` with the entries where ``tail`` holds replaced by ``exact(x)`` there, computed
-    only on those entries."""
-    if np.ndim(tail) == 0:
-        return exact(x) if tail else r
-    if tail.any():
-        r[tail] = exact(np.broadcast_to(x, r.shape)[tail])
-    return r
-
-
-def dtanh(x, t):
-    """tanh'(x) = 1 - t^2 given t = tanh(x) (the forward value, reused), and sech^2 x =
-    4 e / (1 + e)^2, e = e^(-2|x|), where |t| > tanh 3 and 1 - t^2 would cancel."""
-    r = np.square(_broadcast_like(t, x), dtype=np.result_type(t, x, 1.0))
-    r = np.subtract(1.0, r, out=r) if isinstance(r, np.ndarray) else 1.0 - r
-    return _with_tail(r, x, r < SECH2_TAIL, _sech2)
-
-
-def dsigmoid(x, s):
-    """sigmoid'(x) = s (1 - s) given s = sigmoid(x), and e / (1 + e)^2, e = e^(-x), where
-    s > sigmoid 3 and 1 - s would cancel."""
-    s = _broadcast_like(s, x)
-    r = np.multiply(s, np.subtract(1.0, s))
-    return _with_tail(r, x, s > SIGMOID_TAIL, _sigmoid_slope)
+def dsigmoid(x):
+    """sigmoid'(x) = s (1 - s) = 1 / (2 + 2 cosh x): one vectorised pass, no cancellation for
+    large x (where 1 - s would round to 0)."""
+    with np.errstate(over="ignore"):
+        c = np.cosh(x)
+    if isinstance(c, np.ndarray):
+        c += 1.0
+        c *= 2.0
+        return np.reciprocal(c, out=c)
+    return 1.0 / (2.0 + 2.0 * c)
 
 
 def along_axis_positions(indices, shape, out_shape, axis):
@@ -265,20 +236,15 @@ def scalar_spread(x, **params):
     return x - x
 
 
-def scalar_dtanh(x, t):
-    """:func:`dtanh` on Python floats."""
-    if abs(t) > TANH_TAIL:
-        e = math.exp(-2.0 * abs(x))
-        return 4.0 * e / ((1.0 + e) * (1.0 + e))
-    return 1.0 - t * t
+def scalar_dtanh(x):
+    """:func:`dtanh` on Python floats (math.cosh raises past |x| ~ 710: NumPy gives the 0)."""
+    c = math.cosh(x)
+    return 1.0 / (c * c)
 
 
-def scalar_dsigmoid(x, s):
+def scalar_dsigmoid(x):
     """:func:`dsigmoid` on Python floats."""
-    if s > SIGMOID_TAIL:
-        e = math.exp(-x)
-        return e / ((1.0 + e) * (1.0 + e))
-    return s * (1.0 - s)
+    return 1.0 / (2.0 + 2.0 * math.cosh(x))
 
 
 def scalar_softplus(x):
