@@ -538,3 +538,39 @@ def test_variable_names_are_nfkc_normalized_as_python_identifiers():
     assert sd.var("\ufb01") is sd.var("fi")
     assert sd.parse("\ufb01") is sd.var("fi")
     assert sd.parse("sum(\ufb01)", shapes={"\ufb01": (3,)}) is sd.sum(sd.var("fi", (3,)))
+
+
+# -- hvp: reverse-over-reverse and forward-over-reverse, chosen by graph size -------------------
+def _hvp_cases():
+    w = sd.var("w", (3,))
+    A = sd.var("A", (3, 3))
+    return [
+        ("tanh_exp", sd.sum(sd.tanh(w) * sd.exp(w)) ** 2, w, {}),
+        ("quadratic_form", w @ A @ w, w, {"A": np.arange(9.0).reshape(3, 3) / 10}),
+        ("softmax_ce", -sd.log_softmax(A @ w)[1], w, {"A": np.eye(3) + 0.1}),
+    ]
+
+
+@pytest.mark.parametrize("mode", ["reverse", "forward", "auto"])
+@pytest.mark.parametrize("case", range(3))
+def test_hvp_modes_equal_hessian_times_v(case, mode):
+    name, y, w, fixed = _hvp_cases()[case]
+    at = {"w": np.array([0.5, -0.2, 1.1]), **fixed}
+    v = np.array([0.3, -1.0, 2.0])
+    H = sd.compile(sd.hessian(y, w), inputs=sd.free_vars(y))(**at)
+    got = sd.compile(sd.hvp(y, w, v, mode=mode), inputs=sd.free_vars(y))(**at)
+    np.testing.assert_allclose(got, H @ v, rtol=1e-10, atol=1e-12, err_msg=name)
+
+
+def test_hvp_auto_keeps_the_smaller_graph():
+    from symdiff.graph import toposort
+    for _, y, w, _ in _hvp_cases():
+        v = sd.var("v", w.shape)
+        sizes = {m: len(toposort([sd.hvp(y, w, v, mode=m)])) for m in ("reverse", "forward")}
+        assert len(toposort([sd.hvp(y, w, v)])) == min(sizes.values())
+
+
+def test_hvp_mode_is_checked():
+    w = sd.var("w", (2,))
+    with pytest.raises(sd.SymdiffError, match="mode"):
+        sd.hvp(sd.sum(w * w), w, np.ones(2), mode="sideways")
