@@ -145,7 +145,36 @@ class _Window(Op):
                              f"{fmt_shape(x.shape)}")
 
 
-class Conv2d(_Window):
+class _Convolution(_Window):
+    """Shared by conv and its two gradient ops: params ``stride``, ``padding``, ``dilation``
+    (plus the size a gradient op produces), and the product rule of a bilinear op,
+    ``d op(a, b) = op(da, b) + op(a, db)``."""
+
+    def _init_params(self, d: int, **sizes):
+        """Set the tuple params of spatial rank ``d``: ``sizes`` (at least 1 each) first, then
+        stride, padding and dilation."""
+        stride, padding, dilation = (sizes.pop(k) for k in ("stride", "padding", "dilation"))
+        params = {k: _tuple_param(v, d, self.name, k, 1) for k, v in sizes.items()}
+        Op.__init__(self, **params,
+                    stride=_tuple_param(stride, d, self.name, "stride", 1),
+                    padding=_tuple_param(padding, d, self.name, "padding", 0),
+                    dilation=_tuple_param(dilation, d, self.name, "dilation", 1))
+
+    def _sized(self, what: str, size):
+        """The spatial rank a gradient op's output ``size`` (1 or 2 ints) gives it."""
+        if not isinstance(size, (tuple, list)) or len(size) not in (1, 2):
+            raise SymdiffError(f"{self.name}: {what} must be 1 or 2 ints, got {size!r}")
+        object.__setattr__(self, "spatial", len(size))  # derived from a param (ops are immutable)
+        return len(size)
+
+    def jvp(self, inputs, out, tangents):
+        (a, b), (ta, tb) = inputs, tangents
+        left = None if ta is None else apply(self, (ta, b))
+        right = None if tb is None else apply(self, (a, tb))
+        return right if left is None else left if right is None else left + right
+
+
+class Conv2d(_Convolution):
     """2-D cross-correlation ``out[n, o, p] = sum_{c, k} x_pad[n, c, p s + k dil] w[o, c, k]``
     (PyTorch's ``conv2d`` without bias). Bilinear: ``dx = conv_input_grad(g, w)`` (the
     transposed convolution), ``dw = conv_weight_grad(x, g)`` (the correlation of ``x`` with
@@ -154,10 +183,7 @@ class Conv2d(_Window):
     name = "conv2d"
 
     def __init__(self, stride=1, padding=0, dilation=1):
-        d = self.spatial
-        super().__init__(stride=_tuple_param(stride, d, self.name, "stride", 1),
-                         padding=_tuple_param(padding, d, self.name, "padding", 0),
-                         dilation=_tuple_param(dilation, d, self.name, "dilation", 1))
+        self._init_params(self.spatial, stride=stride, padding=padding, dilation=dilation)
 
     def infer(self, x, w):
         if x.ndim != 2 + self.spatial or w.ndim != 2 + self.spatial:
@@ -183,12 +209,6 @@ class Conv2d(_Window):
         return [conv_input_grad(g, w, x.shape[2:], self.stride, self.padding, self.dilation),
                 conv_weight_grad(x, g, w.shape[2:], self.stride, self.padding, self.dilation)]
 
-    def jvp(self, inputs, out, tangents):
-        (x, w), (tx, tw) = inputs, tangents
-        left = None if tx is None else apply(self, (tx, w))
-        right = None if tw is None else apply(self, (x, tw))
-        return right if left is None else left if right is None else left + right
-
 
 class Conv1d(Conv2d):
     """1-D cross-correlation on ``x (N, C, L)``, ``w (O, C, K)``; the rules of conv2d."""
@@ -201,7 +221,7 @@ def _conv_node(x: Expr, w: Expr, stride, padding, dilation) -> Expr:
     return apply(cls(stride, padding, dilation), (x, w))
 
 
-class ConvInputGrad(_Window):
+class ConvInputGrad(_Convolution):
     """The transposed convolution ``dx[n, c, h] = sum g[n, o, p] w[o, c, k]`` over
     ``p s + k dil - pad = h``: the gradient of a convolution w.r.t. its input, of spatial size
     ``input_size``. Bilinear in ``(g, w)``: ``<conv_input_grad(g, w), h> = <g, conv(h, w)>``,
@@ -211,15 +231,8 @@ class ConvInputGrad(_Window):
     callable_by_name = False
 
     def __init__(self, input_size, stride=1, padding=0, dilation=1):
-        if not isinstance(input_size, (tuple, list)) or len(input_size) not in (1, 2):
-            raise SymdiffError(f"{self.name}: input_size must be 1 or 2 ints, got "
-                               f"{input_size!r}")
-        d = len(input_size)
-        object.__setattr__(self, "spatial", d)  # derived from a param (ops are immutable)
-        super().__init__(input_size=_tuple_param(input_size, d, self.name, "input_size", 1),
-                         stride=_tuple_param(stride, d, self.name, "stride", 1),
-                         padding=_tuple_param(padding, d, self.name, "padding", 0),
-                         dilation=_tuple_param(dilation, d, self.name, "dilation", 1))
+        self._init_params(self._sized("input_size", input_size), input_size=input_size,
+                          stride=stride, padding=padding, dilation=dilation)
 
     def infer(self, g, w):
         self._check_rank(g, "g", f"{2 + self.spatial}-D")
@@ -238,14 +251,8 @@ class ConvInputGrad(_Window):
         return [_conv_node(h, w, self.stride, self.padding, self.dilation),
                 conv_weight_grad(h, g, w.shape[2:], self.stride, self.padding, self.dilation)]
 
-    def jvp(self, inputs, out, tangents):
-        (g, w), (tg, tw) = inputs, tangents
-        left = None if tg is None else apply(self, (tg, w))
-        right = None if tw is None else apply(self, (g, tw))
-        return right if left is None else left if right is None else left + right
 
-
-class ConvWeightGrad(_Window):
+class ConvWeightGrad(_Convolution):
     """The correlation of ``x`` with ``g``, ``dw[o, c, k] = sum_{n, p} g[n, o, p]
     x_pad[n, c, p s + k dil]``: the gradient of a convolution w.r.t. its kernel (of spatial
     size ``kernel_size``). Bilinear: ``<conv_weight_grad(x, g), h> = <g, conv(x, h)>``, so its
@@ -255,15 +262,8 @@ class ConvWeightGrad(_Window):
     callable_by_name = False
 
     def __init__(self, kernel_size, stride=1, padding=0, dilation=1):
-        if not isinstance(kernel_size, (tuple, list)) or len(kernel_size) not in (1, 2):
-            raise SymdiffError(f"{self.name}: kernel_size must be 1 or 2 ints, got "
-                               f"{kernel_size!r}")
-        d = len(kernel_size)
-        object.__setattr__(self, "spatial", d)  # derived from a param (ops are immutable)
-        super().__init__(kernel_size=_tuple_param(kernel_size, d, self.name, "kernel_size", 1),
-                         stride=_tuple_param(stride, d, self.name, "stride", 1),
-                         padding=_tuple_param(padding, d, self.name, "padding", 0),
-                         dilation=_tuple_param(dilation, d, self.name, "dilation", 1))
+        self._init_params(self._sized("kernel_size", kernel_size), kernel_size=kernel_size,
+                          stride=stride, padding=padding, dilation=dilation)
 
     def infer(self, x, g):
         self._check_rank(x, "x", f"{2 + self.spatial}-D")
@@ -282,12 +282,6 @@ class ConvWeightGrad(_Window):
         x, g = inputs
         return [conv_input_grad(g, h, x.shape[2:], self.stride, self.padding, self.dilation),
                 _conv_node(x, h, self.stride, self.padding, self.dilation)]
-
-    def jvp(self, inputs, out, tangents):
-        (x, g), (tx, tg) = inputs, tangents
-        left = None if tx is None else apply(self, (tx, g))
-        right = None if tg is None else apply(self, (x, tg))
-        return right if left is None else left if right is None else left + right
 
 
 def conv_input_grad(g, w, input_size, stride=1, padding=0, dilation=1) -> Expr:
